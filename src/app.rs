@@ -1,0 +1,122 @@
+//! From the parsed command line to a running node.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use crate::cli::{Cli, Command};
+use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
+use crate::friends_file;
+use crate::id::PeerRef;
+use crate::identity::Identity;
+use crate::net::event_loop::{self, LoopContext, LoopHandle};
+use crate::proto::{FriendNet, FriendNetConfig};
+
+/// Without a config the key lives in the user's config directory.
+pub fn default_key_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("toxtun").join(DEFAULT_KEY_FILE)
+}
+
+pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
+    let settings = match &cli.config {
+        Some(path) => Settings::load(path).map_err(|e| e.to_string())?,
+        None => Settings::defaults(default_key_file()),
+    };
+    for warning in &settings.warnings {
+        warn!("{warning}");
+    }
+    Ok(settings)
+}
+
+pub fn run(cli: Cli) -> Result<(), String> {
+    let settings = load_settings(&cli)?;
+    match cli.command {
+        Command::Id => {
+            let (identity, _) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+            println!("{}", identity.id());
+            Ok(())
+        }
+        Command::Server => serve(settings, Mode::Server),
+        Command::Client => serve(settings, Mode::Client),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Server,
+    Client,
+}
+
+fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
+    let (identity, created) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+    if created {
+        info!(key_file = %settings.node.key_file.display(), "created a new identity");
+    }
+    let identity = Arc::new(identity);
+    println!("{}", identity.id());
+    let node = start_node(&settings, mode, identity)?;
+    if !settings.node.bootstrap.is_empty() {
+        warn!("bootstrap nodes are not supported yet; only [peers] addresses are used");
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    info!("shutting down");
+    let _ = node.commands.try_send(event_loop::Command::Shutdown);
+    node.join();
+    Ok(())
+}
+
+pub fn start_node(settings: &Settings, mode: Mode, identity: Arc<Identity>) -> Result<LoopHandle, String> {
+    let listen = settings.node.listen.unwrap_or_else(|| {
+        let port = if mode == Mode::Server { DEFAULT_PORT } else { 0 };
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+    });
+    let socket = std::net::UdpSocket::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
+    let config = FriendNetConfig {
+        keepalive: settings.node.keepalive,
+        friend_timeout: settings.node.friend_timeout,
+        psk: settings.node.psk,
+        accept_requests,
+    };
+    let now = Instant::now();
+    let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut core = FriendNet::new(identity, config, now, unix_now, rand::random());
+    let hint_for = |key| settings.peers.iter().find(|p| p.peer.key() == key).map(|p| p.addr);
+    for peer in &settings.peers {
+        core.add_friend(now, peer.peer, Some(peer.addr), true);
+    }
+    if mode == Mode::Server {
+        for friend in &settings.server.friends {
+            core.add_friend(now, *friend, hint_for(friend.key()), false);
+        }
+    }
+    let friends_path = friends_file::path_for(&settings.node.key_file);
+    if accept_requests {
+        for key in friends_file::load(&friends_path)? {
+            core.add_friend(now, PeerRef::Key(key), hint_for(key), false);
+        }
+    }
+    if mode == Mode::Client {
+        for spec in &settings.client {
+            let hint = hint_for(spec.server.key);
+            if hint.is_none() {
+                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers]");
+            }
+            core.add_friend(now, PeerRef::Id(spec.server), hint, true);
+        }
+    }
+    let handle = event_loop::spawn(socket, core, LoopContext { friends_file: friends_path })
+        .map_err(|e| format!("cannot start event loop: {e}"))?;
+    info!(udp = %handle.local_addr, ?mode, "node listening");
+    Ok(handle)
+}

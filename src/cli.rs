@@ -1,0 +1,72 @@
+//! Command line: `toxtun [-c FILE | --config FILE | -config FILE] [-v|-q] <COMMAND>`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "toxtun", version, about = "TCP tunnels between friends' hosts, end-to-end encrypted")]
+pub struct Cli {
+    /// Config file (INI); `-config FILE` works too
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace)
+    #[arg(short = 'v', action = ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only warnings and errors
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Accept friends and forward their tunnels to allowed targets
+    Server,
+    /// Open the tunnels listed in [client]
+    Client,
+    /// Print this node's ID (one line), creating the identity if needed
+    Id,
+}
+
+/// The Go toxtun (and its users) spell the flag `-config`; clap only knows
+/// `--config`, so the single-dash spelling is rewritten before parsing.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some("-config") => OsString::from("--config"),
+            Some(s) if s.starts_with("-config=") => OsString::from(format!("-{s}")),
+            _ => arg,
+        })
+        .collect()
+}
+
+pub fn parse() -> Cli {
+    Cli::parse_from(normalize_args(std::env::args_os()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Cli {
+        Cli::try_parse_from(normalize_args(words.iter().map(OsString::from))).unwrap()
+    }
+
+    #[test]
+    fn all_three_config_spellings() {
+        for words in [
+            ["toxtun", "-config", "a.ini", "client"],
+            ["toxtun", "-c", "a.ini", "client"],
+            ["toxtun", "--config", "a.ini", "client"],
+            ["toxtun", "client", "-config", "a.ini"],
+        ] {
+            let cli = parse_words(&words);
+            assert_eq!(cli.config, Some(PathBuf::from("a.ini")), "{words:?}");
+            assert!(matches!(cli.command, Command::Client));
+        }
+        assert_eq!(parse_words(&["toxtun", "-config=b.ini", "id"]).config, Some(PathBuf::from("b.ini")));
+    }
+}

@@ -1,0 +1,17 @@
+//! toxtun: TCP tunnels between friends' hosts, end-to-end encrypted.
+//!
+//! `proto` is the protocol as a pure state machine; `net` drives it with
+//! one event-loop thread that owns the UDP socket; `app` wires the two to
+//! the command line.
+
+pub mod address;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod friends_file;
+pub mod id;
+pub mod identity;
+pub mod kcp_mode;
+pub mod net;
+pub mod proto;
+pub mod tunnel_spec;

@@ -1,0 +1,3 @@
+//! Drivers: the event-loop thread that owns the UDP socket and the core.
+
+pub mod event_loop;
