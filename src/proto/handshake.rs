@@ -5,7 +5,7 @@
 
 use blake2::digest::consts::U16;
 use blake2::digest::{Digest, KeyInit, Mac};
-use blake2::{Blake2s256, Blake2sMac, Blake2sMac256};
+use blake2::{Blake2s256, Blake2sMac};
 use snow::{HandshakeState, StatelessTransportState};
 
 use super::wire::{INIT_PAYLOAD_LEN, MAC_LEN, NOISE_MSG1_LEN, NOISE_MSG2_LEN, RESPONSE_PAYLOAD_LEN};
@@ -39,21 +39,22 @@ pub fn mac1_valid(key: &[u8; 32], covered: &[u8], received: &[u8; MAC_LEN]) -> b
     mac.verify_slice(received).is_ok()
 }
 
-/// HELLO's proof that the asker knows our whole ID, nospam included.
+/// HELLO's proof that the asker knows our whole ID, nospam included: a
+/// hash with the ID as its secret input, bound to the nonce and the asker.
 pub fn hello_hash(id: &ToxId, nonce: &[u8; 16], asker: &[u8; 32]) -> [u8; 32] {
-    let mut mac = <Blake2sMac256 as KeyInit>::new_from_slice(&id.to_bytes()).expect("38-byte key");
-    mac.update(HELLO_LABEL);
-    mac.update(nonce);
-    mac.update(asker);
-    mac.finalize().into_bytes().into()
+    Blake2s256::new()
+        .chain_update(HELLO_LABEL)
+        .chain_update(id.to_bytes())
+        .chain_update(nonce)
+        .chain_update(asker)
+        .finalize()
+        .into()
 }
 
 pub fn hello_hash_valid(id: &ToxId, nonce: &[u8; 16], asker: &[u8; 32], received: &[u8; 32]) -> bool {
-    let mut mac = <Blake2sMac256 as KeyInit>::new_from_slice(&id.to_bytes()).expect("38-byte key");
-    mac.update(HELLO_LABEL);
-    mac.update(nonce);
-    mac.update(asker);
-    mac.verify_slice(received).is_ok()
+    let expected = hello_hash(id, nonce, asker);
+    // Constant time, as for a MAC.
+    expected.iter().zip(received).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// TAI64N: big-endian seconds since 1970 plus 2^62, then nanoseconds.

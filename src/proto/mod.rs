@@ -10,3 +10,6 @@ pub mod session;
 pub mod wire;
 
 pub use friendnet::{Event, FriendNet, FriendNetConfig, Transmit};
+
+#[cfg(test)]
+mod pair_tests;

@@ -1,0 +1,25 @@
+//! Every outer packet and record parser on arbitrary bytes: no panic, and a
+//! parsed packet keeps its slices inside the input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use toxtun::proto::record::Record;
+use toxtun::proto::wire::{self, Packet};
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(packet) = wire::parse(data) {
+        let inside = |s: &[u8]| s.len() <= data.len();
+        match packet {
+            Packet::HelloReply { record, .. } => {
+                assert!(inside(record));
+                let _ = Record::decode(record);
+            }
+            Packet::Initiation { noise, covered, .. } | Packet::Response { noise, covered, .. } => {
+                assert!(inside(noise) && inside(covered));
+            }
+            Packet::Data { ciphertext, .. } => assert!(inside(ciphertext)),
+            Packet::Hello { .. } => {}
+        }
+    }
+    let _ = Record::decode(data);
+});
