@@ -70,7 +70,9 @@ pub fn check_host(host: &str, whole: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{whole}': '{host}' is not a host name or IP address"))
+        Err(format!(
+            "'{whole}': '{host}' is not a host name or IP address"
+        ))
     }
 }
 
@@ -78,7 +80,9 @@ pub fn parse_host_port(text: &str) -> Result<HostPort, String> {
     let text = text.trim();
     let fields = split_fields(text)?;
     let [host, port] = fields.as_slice() else {
-        return Err(format!("'{text}': expected HOST:PORT (IPv6 in brackets: [::1]:PORT)"));
+        return Err(format!(
+            "'{text}': expected HOST:PORT (IPv6 in brackets: [::1]:PORT)"
+        ));
     };
     check_host(host, text)?;
     Ok(HostPort {
@@ -95,7 +99,10 @@ mod tests {
     fn hosts_and_ports() {
         assert_eq!(
             parse_host_port("[::1]:80").unwrap(),
-            HostPort { host: "::1".into(), port: Some(80) }
+            HostPort {
+                host: "::1".into(),
+                port: Some(80)
+            }
         );
         assert_eq!(parse_host_port("example.org:*").unwrap().port, None);
         assert!(parse_host_port("::1:80").is_err());

@@ -39,7 +39,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let settings = load_settings(&cli)?;
     match cli.command {
         Command::Id => {
-            let (identity, _) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+            let (identity, _) =
+                Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
             println!("{}", identity.id());
             Ok(())
         }
@@ -55,7 +56,8 @@ pub enum Mode {
 }
 
 fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
-    let (identity, created) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+    let (identity, created) =
+        Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     if created {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
@@ -65,7 +67,8 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     if !settings.node.bootstrap.is_empty() {
         warn!("bootstrap nodes are not supported yet; only [peers] addresses are used");
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });
@@ -75,12 +78,21 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     Ok(())
 }
 
-pub fn start_node(settings: &Settings, mode: Mode, identity: Arc<Identity>) -> Result<LoopHandle, String> {
+pub fn start_node(
+    settings: &Settings,
+    mode: Mode,
+    identity: Arc<Identity>,
+) -> Result<LoopHandle, String> {
     let listen = settings.node.listen.unwrap_or_else(|| {
-        let port = if mode == Mode::Server { DEFAULT_PORT } else { 0 };
+        let port = if mode == Mode::Server {
+            DEFAULT_PORT
+        } else {
+            0
+        };
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
     });
-    let socket = std::net::UdpSocket::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let socket = std::net::UdpSocket::bind(listen)
+        .map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
     let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
     let config = FriendNetConfig {
         keepalive: settings.node.keepalive,
@@ -89,9 +101,17 @@ pub fn start_node(settings: &Settings, mode: Mode, identity: Arc<Identity>) -> R
         accept_requests,
     };
     let now = Instant::now();
-    let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let mut core = FriendNet::new(identity, config, now, unix_now, rand::random());
-    let hint_for = |key| settings.peers.iter().find(|p| p.peer.key() == key).map(|p| p.addr);
+    let hint_for = |key| {
+        settings
+            .peers
+            .iter()
+            .find(|p| p.peer.key() == key)
+            .map(|p| p.addr)
+    };
     for peer in &settings.peers {
         core.add_friend(now, peer.peer, Some(peer.addr), true);
     }
@@ -115,8 +135,14 @@ pub fn start_node(settings: &Settings, mode: Mode, identity: Arc<Identity>) -> R
             core.add_friend(now, PeerRef::Id(spec.server), hint, true);
         }
     }
-    let handle = event_loop::spawn(socket, core, LoopContext { friends_file: friends_path })
-        .map_err(|e| format!("cannot start event loop: {e}"))?;
+    let handle = event_loop::spawn(
+        socket,
+        core,
+        LoopContext {
+            friends_file: friends_path,
+        },
+    )
+    .map_err(|e| format!("cannot start event loop: {e}"))?;
     info!(udp = %handle.local_addr, ?mode, "node listening");
     Ok(handle)
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "toxtun", version, about = "TCP tunnels between friends' hosts, end-to-end encrypted")]
+#[command(
+    name = "toxtun",
+    version,
+    about = "TCP tunnels between friends' hosts, end-to-end encrypted"
+)]
 pub struct Cli {
     /// Config file (INI); `-config FILE` works too
     #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
@@ -67,6 +71,9 @@ mod tests {
             assert_eq!(cli.config, Some(PathBuf::from("a.ini")), "{words:?}");
             assert!(matches!(cli.command, Command::Client));
         }
-        assert_eq!(parse_words(&["toxtun", "-config=b.ini", "id"]).config, Some(PathBuf::from("b.ini")));
+        assert_eq!(
+            parse_words(&["toxtun", "-config=b.ini", "id"]).config,
+            Some(PathBuf::from("b.ini"))
+        );
     }
 }

@@ -90,7 +90,11 @@ fn same_host(a: &str, b: &str) -> bool {
 impl fmt::Display for AllowRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = self.host.as_deref().unwrap_or("*");
-        let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
         match self.port {
             Some(p) => write!(f, "{host}:{p}"),
             None => write!(f, "{host}:*"),
@@ -143,13 +147,15 @@ impl Settings {
             enabled_escape: false,
             ..ParseOption::default()
         };
-        let ini = Ini::load_from_str_opt(text, option).map_err(|e| {
-            ConfigError(format!("{}:{}: {}", path.display(), e.line + 1, e.msg))
-        })?;
+        let ini = Ini::load_from_str_opt(text, option)
+            .map_err(|e| ConfigError(format!("{}:{}: {}", path.display(), e.line + 1, e.msg)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut settings = Self::defaults(base.join(DEFAULT_KEY_FILE));
         settings.source = Some(path.to_path_buf());
-        let reader = Reader { path, lines: index_lines(text) };
+        let reader = Reader {
+            path,
+            lines: index_lines(text),
+        };
         for (section, props) in ini.iter() {
             let section_name = section.unwrap_or("");
             for (key, raw) in props.iter() {
@@ -174,18 +180,22 @@ impl Settings {
                         .map_err(|e| reader.error(section_name, key, e))?,
                     "tunnel" => settings.tunnel_key(&reader, key, value)?,
                     "" => {
-                        settings.warnings.push(format!("{at}: key '{key}' outside any section is ignored"));
+                        settings
+                            .warnings
+                            .push(format!("{at}: key '{key}' outside any section is ignored"));
                         true
                     }
                     _ => {
-                        settings.warnings.push(format!("{at}: unknown section [{section_name}] is ignored"));
+                        settings
+                            .warnings
+                            .push(format!("{at}: unknown section [{section_name}] is ignored"));
                         break;
                     }
                 };
                 if !known {
-                    settings
-                        .warnings
-                        .push(format!("{at}: unknown key '{key}' in [{section_name}] is ignored"));
+                    settings.warnings.push(format!(
+                        "{at}: unknown key '{key}' in [{section_name}] is ignored"
+                    ));
                 }
             }
         }
@@ -197,7 +207,13 @@ impl Settings {
         Ok(settings)
     }
 
-    fn node_key(&mut self, r: &Reader, base: &Path, key: &str, value: &str) -> Result<bool, ConfigError> {
+    fn node_key(
+        &mut self,
+        r: &Reader,
+        base: &Path,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, ConfigError> {
         let err = |e: String| r.error("node", key, e);
         match key {
             "key_file" => {
@@ -215,11 +231,12 @@ impl Settings {
             }
             "keepalive" => self.node.keepalive = parse_duration(value).map_err(err)?,
             "friend_timeout" => self.node.friend_timeout = parse_duration(value).map_err(err)?,
+            "psk" if value.is_empty() => self.node.psk = [0; 32],
             "psk" => {
                 let bytes = hex::decode(value).map_err(|e| err(format!("not hex: {e}")))?;
-                self.node.psk = bytes
-                    .try_into()
-                    .map_err(|b: Vec<u8>| err(format!("must be 32 bytes (64 hex), found {}", b.len())))?;
+                self.node.psk = bytes.try_into().map_err(|b: Vec<u8>| {
+                    err(format!("must be 32 bytes (64 hex), found {}", b.len()))
+                })?;
             }
             _ => return Ok(false),
         }
@@ -238,7 +255,10 @@ impl Settings {
         match key {
             "friends" => {
                 self.server.friends = split_list(value)
-                    .map(|item| item.parse::<PeerRef>().map_err(|e| format!("'{item}': {e}")))
+                    .map(|item| {
+                        item.parse::<PeerRef>()
+                            .map_err(|e| format!("'{item}': {e}"))
+                    })
                     .collect::<Result<_, _>>()
                     .map_err(err)?
             }
@@ -248,7 +268,9 @@ impl Settings {
                     .collect::<Result<_, _>>()
                     .map_err(err)?
             }
-            "connect_timeout" => self.server.connect_timeout = parse_duration(value).map_err(err)?,
+            "connect_timeout" => {
+                self.server.connect_timeout = parse_duration(value).map_err(err)?
+            }
             // The Go toxtun's example config names its server; accepted as a label.
             "name" => {}
             _ => return Ok(false),
@@ -287,9 +309,18 @@ impl Settings {
 
 pub fn default_allow() -> Vec<AllowRule> {
     vec![
-        AllowRule { host: Some("127.0.0.1".into()), port: None },
-        AllowRule { host: Some("::1".into()), port: None },
-        AllowRule { host: Some("localhost".into()), port: None },
+        AllowRule {
+            host: Some("127.0.0.1".into()),
+            port: None,
+        },
+        AllowRule {
+            host: Some("::1".into()),
+            port: None,
+        },
+        AllowRule {
+            host: Some("localhost".into()),
+            port: None,
+        },
     ]
 }
 
@@ -305,7 +336,8 @@ fn index_lines(text: &str) -> HashMap<(String, String), usize> {
             }
         } else if let Some((key, _)) = line.split_once('=') {
             if !line.starts_with(';') && !line.starts_with('#') {
-                out.entry((section.clone(), key.trim().to_string())).or_insert(number + 1);
+                out.entry((section.clone(), key.trim().to_string()))
+                    .or_insert(number + 1);
             }
         }
     }
@@ -326,7 +358,10 @@ impl Reader<'_> {
     }
 
     fn error(&self, section: &str, key: &str, reason: String) -> ConfigError {
-        ConfigError(format!("{}: [{section}] {key}: {reason}", self.at(section, key)))
+        ConfigError(format!(
+            "{}: [{section}] {key}: {reason}",
+            self.at(section, key)
+        ))
     }
 }
 
@@ -335,7 +370,9 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_peer(r: &Reader, key: &str, value: &str) -> Result<PeerHint, ConfigError> {
-    let peer: PeerRef = key.parse().map_err(|e| r.error("peers", key, format!("bad ID or key: {e}")))?;
+    let peer: PeerRef = key
+        .parse()
+        .map_err(|e| r.error("peers", key, format!("bad ID or key: {e}")))?;
     let addr = resolve(value).map_err(|e| r.error("peers", key, e))?;
     Ok(PeerHint { peer, addr })
 }
@@ -343,7 +380,9 @@ fn parse_peer(r: &Reader, key: &str, value: &str) -> Result<PeerHint, ConfigErro
 /// Resolves HOST:PORT to one socket address; names are looked up once, here.
 pub fn resolve(value: &str) -> Result<SocketAddr, String> {
     let hp = parse_host_port(value)?;
-    let port = hp.port.ok_or_else(|| format!("'{value}': a port is required here, not '*'"))?;
+    let port = hp
+        .port
+        .ok_or_else(|| format!("'{value}': a port is required here, not '*'"))?;
     (hp.host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("'{value}': cannot resolve '{}': {e}", hp.host))?
@@ -353,7 +392,9 @@ pub fn resolve(value: &str) -> Result<SocketAddr, String> {
 
 fn parse_listen(value: &str) -> Result<SocketAddr, String> {
     let hp = parse_host_port(value)?;
-    let port = hp.port.ok_or_else(|| format!("'{value}': a port is required (0 = any free port)"))?;
+    let port = hp
+        .port
+        .ok_or_else(|| format!("'{value}': a port is required (0 = any free port)"))?;
     let ip = if hp.host == "*" {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
@@ -379,13 +420,18 @@ fn parse_bootstrap(item: &str) -> Result<(HostPort, ToxId), String> {
 fn parse_allow_rule(item: &str) -> Result<AllowRule, String> {
     let hp = parse_host_port(item)?;
     let host = if hp.host == "*" { None } else { Some(hp.host) };
-    Ok(AllowRule { host, port: hp.port })
+    Ok(AllowRule {
+        host,
+        port: hp.port,
+    })
 }
 
 /// `15s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: f64 = number
         .trim()
@@ -409,14 +455,15 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    const SERVER_ID: &str = "A5A02FECA08E3EAC7E646B89C0507A8AAF9136E05DC756FF09F86230951820670F908F2E7719";
+    const SERVER_ID: &str =
+        "A5A02FECA08E3EAC7E646B89C0507A8AAF9136E05DC756FF09F86230951820670F908F2E7719";
 
     fn parse(text: &str) -> Result<Settings, ConfigError> {
         Settings::parse(Path::new("/etc/toxtun.ini"), text)
     }
 
     fn error_of(text: &str) -> String {
-        parse(text).err().expect("config should be rejected").0
+        parse(text).expect_err("config should be rejected").0
     }
 
     #[test]
@@ -434,7 +481,8 @@ mod tests {
 
     #[test]
     fn inline_comments_and_defaults() {
-        let s = parse("[node]\nkey_file = my.key   ; secret\nlisten = 127.0.0.1:0 ; any port\n").unwrap();
+        let s = parse("[node]\nkey_file = my.key   ; secret\nlisten = 127.0.0.1:0 ; any port\n")
+            .unwrap();
         assert_eq!(s.node.key_file, Path::new("/etc/my.key"));
         assert_eq!(s.node.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!(s.server.allow, default_allow());
@@ -451,22 +499,40 @@ mod tests {
 
     #[test]
     fn bad_length_and_non_hex_ids_are_rejected() {
-        let err = error_of(&format!("[client]\nt1 = *:81:127.0.0.1:8181:{}\n", &SERVER_ID[..70]));
-        assert!(err.contains("/etc/toxtun.ini:2") && err.contains("70"), "{err}");
+        let err = error_of(&format!(
+            "[client]\nt1 = *:81:127.0.0.1:8181:{}\n",
+            &SERVER_ID[..70]
+        ));
+        assert!(
+            err.contains("/etc/toxtun.ini:2") && err.contains("70"),
+            "{err}"
+        );
         let mut id = SERVER_ID.to_string();
         id.replace_range(5..6, "Z");
         let err = error_of(&format!("[server]\nfriends = {id}\n"));
-        assert!(err.contains("/etc/toxtun.ini:2") && err.contains("'Z' is not a hex digit"), "{err}");
+        assert!(
+            err.contains("/etc/toxtun.ini:2") && err.contains("'Z' is not a hex digit"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_addresses_are_rejected() {
         let err = error_of("[node]\nlisten = 1.2.3:99999\n");
-        assert!(err.starts_with("/etc/toxtun.ini:2: [node] listen:"), "{err}");
+        assert!(
+            err.starts_with("/etc/toxtun.ini:2: [node] listen:"),
+            "{err}"
+        );
         let err = error_of(&format!("[peers]\n{SERVER_ID} = 127.0.0.1\n"));
-        assert!(err.contains("/etc/toxtun.ini:2") && err.contains("HOST:PORT"), "{err}");
+        assert!(
+            err.contains("/etc/toxtun.ini:2") && err.contains("HOST:PORT"),
+            "{err}"
+        );
         let err = error_of(&format!("[client]\nt = *:81:127.0.0.1:70000:{SERVER_ID}\n"));
-        assert!(err.contains("/etc/toxtun.ini:2") && err.contains("70000"), "{err}");
+        assert!(
+            err.contains("/etc/toxtun.ini:2") && err.contains("70000"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -474,7 +540,10 @@ mod tests {
         let err = error_of(&format!(
             "[client]\na = *:81:127.0.0.1:1:{SERVER_ID}\nb = *:81:127.0.0.1:2:{SERVER_ID}\n"
         ));
-        assert!(err.contains("/etc/toxtun.ini:3: [client] b") && err.contains("'a'"), "{err}");
+        assert!(
+            err.contains("/etc/toxtun.ini:3: [client] b") && err.contains("'a'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,6 +52,9 @@ mod tests {
         assert_eq!(load(&path).unwrap(), vec![]);
         append(&path, &PublicKey([1; 32])).unwrap();
         append(&path, &PublicKey([2; 32])).unwrap();
-        assert_eq!(load(&path).unwrap(), vec![PublicKey([1; 32]), PublicKey([2; 32])]);
+        assert_eq!(
+            load(&path).unwrap(),
+            vec![PublicKey([1; 32]), PublicKey([2; 32])]
+        );
     }
 }

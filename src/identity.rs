@@ -88,7 +88,8 @@ impl Identity {
     }
 
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
-        let meta = fs::metadata(path).map_err(|e| bad(path, format!("cannot read key file: {e}")))?;
+        let meta =
+            fs::metadata(path).map_err(|e| bad(path, format!("cannot read key file: {e}")))?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(bad(
@@ -99,7 +100,8 @@ impl Identity {
                 ),
             ));
         }
-        let text = fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read key file: {e}")))?;
+        let text = fs::read_to_string(path)
+            .map_err(|e| bad(path, format!("cannot read key file: {e}")))?;
         Self::parse(&text).map_err(|reason| bad(path, reason))
     }
 
@@ -130,7 +132,10 @@ impl Identity {
         let fixed = |value: Option<Vec<u8>>, name: &str, len: usize| -> Result<Vec<u8>, String> {
             let value = value.ok_or_else(|| format!("missing '{name}'"))?;
             if value.len() != len {
-                return Err(format!("'{name}' must be {len} bytes, found {}", value.len()));
+                return Err(format!(
+                    "'{name}' must be {len} bytes, found {}",
+                    value.len()
+                ));
             }
             Ok(value)
         };
@@ -184,7 +189,11 @@ fn cert_message(noise_public: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Checks that `identity_key` signed `noise_public` as its Noise static key.
-pub fn verify_certificate(identity_key: &PublicKey, noise_public: &[u8; 32], certificate: &[u8; 64]) -> bool {
+pub fn verify_certificate(
+    identity_key: &PublicKey,
+    noise_public: &[u8; 32],
+    certificate: &[u8; 64],
+) -> bool {
     verify_signature(identity_key, &cert_message(noise_public), certificate)
 }
 
@@ -228,8 +237,16 @@ mod tests {
     #[test]
     fn certificate_binds_noise_key() {
         let identity = Identity::generate();
-        assert!(verify_certificate(&identity.public_key(), &identity.noise_public, &identity.certificate));
+        assert!(verify_certificate(
+            &identity.public_key(),
+            &identity.noise_public,
+            &identity.certificate
+        ));
         let other = Identity::generate();
-        assert!(!verify_certificate(&other.public_key(), &identity.noise_public, &identity.certificate));
+        assert!(!verify_certificate(
+            &other.public_key(),
+            &identity.noise_public,
+            &identity.certificate
+        ));
     }
 }

@@ -107,7 +107,10 @@ impl KcpSettings {
             return Err(format!("mtu {} is below the minimum of 100", self.mtu));
         }
         if self.interval_ms < 10 {
-            return Err(format!("interval {} ms is below the minimum of 10", self.interval_ms));
+            return Err(format!(
+                "interval {} ms is below the minimum of 10",
+                self.interval_ms
+            ));
         }
         if self.send_window < 16 || self.receive_window < 16 {
             return Err("sndwnd and rcvwnd must be at least 16".into());

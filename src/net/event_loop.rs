@@ -38,7 +38,11 @@ pub struct LoopContext {
     pub friends_file: PathBuf,
 }
 
-pub fn spawn(socket: std::net::UdpSocket, core: FriendNet, ctx: LoopContext) -> std::io::Result<LoopHandle> {
+pub fn spawn(
+    socket: std::net::UdpSocket,
+    core: FriendNet,
+    ctx: LoopContext,
+) -> std::io::Result<LoopHandle> {
     socket.set_nonblocking(true)?;
     let local_addr = socket.local_addr()?;
     let (commands, receiver) = mpsc::channel(1024);
@@ -50,11 +54,23 @@ pub fn spawn(socket: std::net::UdpSocket, core: FriendNet, ctx: LoopContext) -> 
                 .build()
                 .expect("event loop runtime");
             runtime.block_on(async move {
-                let socket = UdpSocket::from_std(socket).expect("socket registers with the runtime");
-                EventLoop { socket, core, commands: receiver, ctx }.run().await
+                let socket =
+                    UdpSocket::from_std(socket).expect("socket registers with the runtime");
+                EventLoop {
+                    socket,
+                    core,
+                    commands: receiver,
+                    ctx,
+                }
+                .run()
+                .await
             });
         })?;
-    Ok(LoopHandle { commands, local_addr, thread })
+    Ok(LoopHandle {
+        commands,
+        local_addr,
+        thread,
+    })
 }
 
 struct EventLoop {

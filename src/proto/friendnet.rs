@@ -47,11 +47,22 @@ pub struct Transmit {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Online { friend: PublicKey, addr: SocketAddr },
-    Offline { friend: PublicKey, reason: String },
+    Online {
+        friend: PublicKey,
+        addr: SocketAddr,
+    },
+    Offline {
+        friend: PublicKey,
+        reason: String,
+    },
     /// A new friend was accepted by nospam; the driver persists it.
-    FriendAdded { friend: PublicKey },
-    Received { friend: PublicKey, payload: Vec<u8> },
+    FriendAdded {
+        friend: PublicKey,
+    },
+    Received {
+        friend: PublicKey,
+        payload: Vec<u8>,
+    },
 }
 
 pub struct FriendNet {
@@ -103,7 +114,13 @@ impl FriendNet {
 
     /// Adds a trusted friend. With `dial`, the core connects to it itself
     /// whenever it knows an address.
-    pub fn add_friend(&mut self, now: Instant, peer: PeerRef, hint: Option<SocketAddr>, dial: bool) {
+    pub fn add_friend(
+        &mut self,
+        now: Instant,
+        peer: PeerRef,
+        hint: Option<SocketAddr>,
+        dial: bool,
+    ) {
         let friend = self
             .friends
             .entry(peer.key())
@@ -150,24 +167,39 @@ impl FriendNet {
         match wire::parse(bytes) {
             None => trace!(%from, len = bytes.len(), "dropped malformed packet"),
             Some(Packet::Hello { nonce, asker, hash }) => self.on_hello(from, nonce, asker, hash),
-            Some(Packet::HelloReply { nonce, record }) => self.on_hello_reply(now, from, nonce, record),
-            Some(Packet::Initiation { sender, noise, covered, mac1 }) => {
+            Some(Packet::HelloReply { nonce, record }) => {
+                self.on_hello_reply(now, from, nonce, record)
+            }
+            Some(Packet::Initiation {
+                sender,
+                noise,
+                covered,
+                mac1,
+            }) => {
                 if handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
                     self.on_initiation(now, from, sender, noise);
                 } else {
                     trace!(%from, "dropped handshake with bad mac1");
                 }
             }
-            Some(Packet::Response { sender, receiver, noise, covered, mac1 }) => {
+            Some(Packet::Response {
+                sender,
+                receiver,
+                noise,
+                covered,
+                mac1,
+            }) => {
                 if handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
                     self.on_response(now, from, sender, receiver, noise);
                 } else {
                     trace!(%from, "dropped response with bad mac1");
                 }
             }
-            Some(Packet::Data { receiver, counter, ciphertext }) => {
-                self.on_data(now, from, receiver, counter, ciphertext)
-            }
+            Some(Packet::Data {
+                receiver,
+                counter,
+                ciphertext,
+            }) => self.on_data(now, from, receiver, counter, ciphertext),
         }
     }
 
@@ -182,7 +214,10 @@ impl FriendNet {
         }
         let record = Record::new(&self.identity, 0, 0, Vec::new()).encode(&self.identity);
         if let Some(reply) = wire::hello_reply(&nonce, &record) {
-            self.transmits.push_back(Transmit { dst: from, payload: reply });
+            self.transmits.push_back(Transmit {
+                dst: from,
+                payload: reply,
+            });
         }
     }
 
@@ -206,7 +241,8 @@ impl FriendNet {
     }
 
     fn on_initiation(&mut self, now: Instant, from: SocketAddr, sender: u32, noise: &[u8]) {
-        let Some(responding) = handshake::read_initiation(&self.identity, &self.config.psk, noise) else {
+        let Some(responding) = handshake::read_initiation(&self.identity, &self.config.psk, noise)
+        else {
             debug!(%from, "dropped handshake that did not decrypt");
             return;
         };
@@ -223,11 +259,15 @@ impl FriendNet {
             }
         }
         let friend = self.friends.get_mut(&key).expect("present");
-        if friend.last_timestamp.is_some_and(|t| payload.timestamp <= t) {
+        if friend
+            .last_timestamp
+            .is_some_and(|t| payload.timestamp <= t)
+        {
             warn!(%from, friend = %key.short(), "refused handshake: replayed or stale timestamp");
             return;
         }
-        let Some((transport, message)) = handshake::write_response(responding.state, self.instance) else {
+        let Some((transport, message)) = handshake::write_response(responding.state, self.instance)
+        else {
             return;
         };
         friend.last_timestamp = Some(payload.timestamp);
@@ -236,24 +276,40 @@ impl FriendNet {
         self.note_instance(&key, payload.instance);
         let local_index = self.new_index(key);
         let friend = self.friends.get_mut(&key).expect("present");
-        if let Some(old) = friend.next.replace(Session::new(local_index, sender, transport, now, false)) {
+        if let Some(old) =
+            friend
+                .next
+                .replace(Session::new(local_index, sender, transport, now, false))
+        {
             self.indices.remove(&old.local_index);
         }
         let mut packet = wire::response_body(local_index, sender, &message);
         let mac = handshake::mac1(&handshake::mac1_key(&responding.remote_noise), &packet);
         packet.extend_from_slice(&mac);
         debug!(friend = %key.short(), %from, "answered handshake");
-        self.transmits.push_back(Transmit { dst: from, payload: packet });
+        self.transmits.push_back(Transmit {
+            dst: from,
+            payload: packet,
+        });
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, sender: u32, receiver: u32, noise: &[u8]) {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: u32,
+        receiver: u32,
+        noise: &[u8],
+    ) {
         let Some(&key) = self.indices.get(&receiver) else {
             trace!(%from, "dropped response for an unknown index");
             return;
         };
         let friend = self.friends.get_mut(&key).expect("indexed friend exists");
         let state = match friend.attempt.take() {
-            Some(Attempt::Initiation { local_index, state, .. }) if local_index == receiver => state,
+            Some(Attempt::Initiation {
+                local_index, state, ..
+            }) if local_index == receiver => state,
             other => {
                 friend.attempt = other;
                 trace!(%from, "dropped response for a finished handshake");
@@ -270,7 +326,8 @@ impl FriendNet {
         friend.addr = Some(from);
         friend.backoff = FIRST_RETRY;
         friend.retry_at = None;
-        if let Some(dropped) = friend.install(Session::new(receiver, sender, transport, now, true)) {
+        if let Some(dropped) = friend.install(Session::new(receiver, sender, transport, now, true))
+        {
             self.indices.remove(&dropped);
         }
         friend.last_recv = now;
@@ -279,7 +336,14 @@ impl FriendNet {
         self.send(now, &key, &[]);
     }
 
-    fn on_data(&mut self, now: Instant, from: SocketAddr, receiver: u32, counter: u64, ciphertext: &[u8]) {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        receiver: u32,
+        counter: u64,
+        ciphertext: &[u8],
+    ) {
         let Some(&key) = self.indices.get(&receiver) else {
             trace!(%from, "dropped data for an unknown index");
             return;
@@ -312,7 +376,10 @@ impl FriendNet {
             debug!(friend = %key.short(), "keepalive received");
             self.scratch = plain;
         } else {
-            self.events.push_back(Event::Received { friend: key, payload: plain });
+            self.events.push_back(Event::Received {
+                friend: key,
+                payload: plain,
+            });
         }
     }
 
@@ -350,15 +417,18 @@ impl FriendNet {
         if friend.online {
             friend.online = false;
             info!(friend = %key, %reason, "friend offline");
-            self.events.push_back(Event::Offline { friend: *key, reason });
+            self.events.push_back(Event::Offline {
+                friend: *key,
+                reason,
+            });
         }
     }
 
     fn new_index(&mut self, key: PublicKey) -> u32 {
         loop {
             let index = self.rng.gen::<u32>();
-            if !self.indices.contains_key(&index) {
-                self.indices.insert(index, key);
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.indices.entry(index) {
+                slot.insert(key);
                 return index;
             }
         }
@@ -384,7 +454,10 @@ impl FriendNet {
             let hash = handshake::hello_hash(&id, &nonce, &asker);
             friend.attempt = Some(Attempt::Hello { nonce, sent: now });
             debug!(friend = %key.short(), %addr, "asking for the friend's record");
-            self.transmits.push_back(Transmit { dst: addr, payload: wire::hello(&nonce, &asker, &hash) });
+            self.transmits.push_back(Transmit {
+                dst: addr,
+                payload: wire::hello(&nonce, &asker, &hash),
+            });
             return;
         };
         let nospam = friend.id.map(|id| id.nospam).unwrap_or_default();
@@ -395,7 +468,8 @@ impl FriendNet {
             nospam,
             instance: self.instance,
         };
-        let Some((state, message)) = handshake::initiate(&self.identity, &noise_key, &self.config.psk, &payload)
+        let Some((state, message)) =
+            handshake::initiate(&self.identity, &noise_key, &self.config.psk, &payload)
         else {
             return;
         };
@@ -404,15 +478,24 @@ impl FriendNet {
         let mac = handshake::mac1(&handshake::mac1_key(&noise_key), &packet);
         packet.extend_from_slice(&mac);
         let friend = self.friends.get_mut(&key).expect("present");
-        friend.attempt = Some(Attempt::Initiation { local_index, state: Box::new(state), sent: now });
+        friend.attempt = Some(Attempt::Initiation {
+            local_index,
+            state: Box::new(state),
+            sent: now,
+        });
         debug!(friend = %key.short(), %addr, "sent handshake");
-        self.transmits.push_back(Transmit { dst: addr, payload: packet });
+        self.transmits.push_back(Transmit {
+            dst: addr,
+            payload: packet,
+        });
     }
 
     /// Encrypts `payload` to the friend on its current session; false if the
     /// friend has none (the caller's reliability layer will retry).
     pub fn send(&mut self, now: Instant, key: &PublicKey, payload: &[u8]) -> bool {
-        let Some(friend) = self.friends.get_mut(key) else { return false };
+        let Some(friend) = self.friends.get_mut(key) else {
+            return false;
+        };
         let (Some(session), Some(addr)) = (friend.current.as_mut(), friend.addr) else {
             return false;
         };
@@ -423,7 +506,10 @@ impl FriendNet {
         let rekey = session.needs_rekey();
         friend.last_sent = now;
         friend.bytes_out += packet.len() as u64;
-        self.transmits.push_back(Transmit { dst: addr, payload: packet });
+        self.transmits.push_back(Transmit {
+            dst: addr,
+            payload: packet,
+        });
         if rekey && friend.attempt.is_none() {
             self.start_initiation(now, *key);
         }
@@ -463,7 +549,10 @@ impl FriendNet {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.friends.values().filter_map(|f| self.friend_deadline(f)).min()
+        self.friends
+            .values()
+            .filter_map(|f| self.friend_deadline(f))
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -483,7 +572,11 @@ impl FriendNet {
         let keepalive = self.config.keepalive;
         let suspect = self.suspect_after();
         let friend = self.friends.get_mut(&key).expect("present");
-        if friend.current.as_ref().is_some_and(|s| now >= s.created + REJECT_AFTER) {
+        if friend
+            .current
+            .as_ref()
+            .is_some_and(|s| now >= s.created + REJECT_AFTER)
+        {
             self.go_offline(&key, "session expired without a new handshake".into());
         }
         let friend = self.friends.get_mut(&key).expect("present");
@@ -495,14 +588,20 @@ impl FriendNet {
         let mut initiate = false;
         if let Some(attempt) = &friend.attempt {
             if now >= attempt.sent() + friend.backoff {
-                friend.backoff = (friend.backoff * 2).min(MAX_RETRY).min(keepalive * 2).max(FIRST_RETRY);
+                friend.backoff = (friend.backoff * 2)
+                    .min(MAX_RETRY)
+                    .min(keepalive * 2)
+                    .max(FIRST_RETRY);
                 initiate = true;
             }
         } else if friend.retry_at.is_some_and(|at| now >= at) {
             friend.retry_at = None;
             initiate = true;
         } else if friend.online && friend.can_initiate() {
-            let stale = friend.current.as_ref().is_some_and(|s| now >= s.created + rekey_age(s));
+            let stale = friend
+                .current
+                .as_ref()
+                .is_some_and(|s| now >= s.created + rekey_age(s));
             initiate = stale || now >= friend.last_recv + suspect;
         }
         if initiate && (friend.dial || friend.online) {
@@ -523,7 +622,11 @@ impl FriendNet {
     }
 
     pub fn online_friends(&self) -> HashSet<PublicKey> {
-        self.friends.iter().filter(|(_, f)| f.online).map(|(k, _)| *k).collect()
+        self.friends
+            .iter()
+            .filter(|(_, f)| f.online)
+            .map(|(k, _)| *k)
+            .collect()
     }
 }
 

@@ -8,7 +8,9 @@ use blake2::digest::{Digest, KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac};
 use snow::{HandshakeState, StatelessTransportState};
 
-use super::wire::{INIT_PAYLOAD_LEN, MAC_LEN, NOISE_MSG1_LEN, NOISE_MSG2_LEN, RESPONSE_PAYLOAD_LEN};
+use super::wire::{
+    INIT_PAYLOAD_LEN, MAC_LEN, NOISE_MSG1_LEN, NOISE_MSG2_LEN, RESPONSE_PAYLOAD_LEN,
+};
 use crate::id::{PublicKey, ToxId};
 use crate::identity::{verify_certificate, Identity};
 
@@ -51,10 +53,19 @@ pub fn hello_hash(id: &ToxId, nonce: &[u8; 16], asker: &[u8; 32]) -> [u8; 32] {
         .into()
 }
 
-pub fn hello_hash_valid(id: &ToxId, nonce: &[u8; 16], asker: &[u8; 32], received: &[u8; 32]) -> bool {
+pub fn hello_hash_valid(
+    id: &ToxId,
+    nonce: &[u8; 16],
+    asker: &[u8; 32],
+    received: &[u8; 32],
+) -> bool {
     let expected = hello_hash(id, nonce, asker);
     // Constant time, as for a MAC.
-    expected.iter().zip(received).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    expected
+        .iter()
+        .zip(received)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// TAI64N: big-endian seconds since 1970 plus 2^62, then nanoseconds.
@@ -127,7 +138,10 @@ pub fn initiate(
 }
 
 /// Reads message 2; returns transport keys and the responder's instance.
-pub fn finish_initiation(mut state: HandshakeState, message: &[u8]) -> Option<(StatelessTransportState, u64)> {
+pub fn finish_initiation(
+    mut state: HandshakeState,
+    message: &[u8],
+) -> Option<(StatelessTransportState, u64)> {
     let mut payload = [0u8; NOISE_MSG2_LEN];
     let read = state.read_message(message, &mut payload).ok()?;
     if read != RESPONSE_PAYLOAD_LEN {
@@ -155,13 +169,22 @@ pub fn read_initiation(local: &Identity, psk: &[u8; 32], message: &[u8]) -> Opti
     if !verify_certificate(&payload.identity, &remote_noise, &payload.certificate) {
         return None;
     }
-    Some(Responding { state, remote_noise, payload })
+    Some(Responding {
+        state,
+        remote_noise,
+        payload,
+    })
 }
 
 /// Writes message 2 carrying our instance; returns transport keys and it.
-pub fn write_response(mut state: HandshakeState, instance: u64) -> Option<(StatelessTransportState, Vec<u8>)> {
+pub fn write_response(
+    mut state: HandshakeState,
+    instance: u64,
+) -> Option<(StatelessTransportState, Vec<u8>)> {
     let mut message = vec![0u8; NOISE_MSG2_LEN];
-    let written = state.write_message(&instance.to_le_bytes(), &mut message).ok()?;
+    let written = state
+        .write_message(&instance.to_le_bytes(), &mut message)
+        .ok()?;
     if written != NOISE_MSG2_LEN {
         return None;
     }
@@ -197,7 +220,9 @@ mod tests {
         let mut sealed = [0u8; 64];
         let n = a_transport.write_message(9, b"ping", &mut sealed).unwrap();
         let mut opened = [0u8; 64];
-        let m = b_transport.read_message(9, &sealed[..n], &mut opened).unwrap();
+        let m = b_transport
+            .read_message(9, &sealed[..n], &mut opened)
+            .unwrap();
         assert_eq!(&opened[..m], b"ping");
     }
 

@@ -29,8 +29,19 @@ struct Node {
 impl Node {
     fn new(port: u16, now: Instant, accept_requests: bool) -> Self {
         let identity = Arc::new(Identity::generate());
-        let core = FriendNet::new(identity.clone(), config(accept_requests), now, Duration::from_secs(1_800_000_000), port as u64);
-        Node { addr: SocketAddr::from(([10, 0, 0, 1], port)), identity, core, events: Vec::new() }
+        let core = FriendNet::new(
+            identity.clone(),
+            config(accept_requests),
+            now,
+            Duration::from_secs(1_800_000_000),
+            port as u64,
+        );
+        Node {
+            addr: SocketAddr::from(([10, 0, 0, 1], port)),
+            identity,
+            core,
+            events: Vec::new(),
+        }
     }
 
     fn drain(&mut self) -> Vec<Transmit> {
@@ -93,7 +104,12 @@ fn connected_pair() -> (Node, Node, Instant) {
     let now = Instant::now();
     let mut server = Node::new(1, now, true);
     let mut client = Node::new(2, now, false);
-    client.core.add_friend(now, PeerRef::Id(server.identity.id()), Some(server.addr), true);
+    client.core.add_friend(
+        now,
+        PeerRef::Id(server.identity.id()),
+        Some(server.addr),
+        true,
+    );
     client.core.handle_timeout(now);
     pump(&mut [&mut client, &mut server], now);
     (server, client, now)
@@ -104,9 +120,15 @@ fn full_handshake_then_data_both_ways() {
     let (mut server, mut client, now) = connected_pair();
     assert!(client.core.is_online(&server.identity.public_key()));
     assert!(server.core.is_online(&client.identity.public_key()));
-    assert!(server.events.contains(&Event::FriendAdded { friend: client.identity.public_key() }));
-    assert!(client.core.send(now, &server.identity.public_key(), b"to server"));
-    assert!(server.core.send(now, &client.identity.public_key(), b"to client"));
+    assert!(server.events.contains(&Event::FriendAdded {
+        friend: client.identity.public_key()
+    }));
+    assert!(client
+        .core
+        .send(now, &server.identity.public_key(), b"to server"));
+    assert!(server
+        .core
+        .send(now, &client.identity.public_key(), b"to client"));
     pump(&mut [&mut client, &mut server], now);
     assert_eq!(server.received(), vec![b"to server".to_vec()]);
     assert_eq!(client.received(), vec![b"to client".to_vec()]);
@@ -115,23 +137,52 @@ fn full_handshake_then_data_both_ways() {
 #[test]
 fn keepalives_hold_the_session_and_silence_ends_it() {
     let (mut server, mut client, now) = connected_pair();
-    let later = run_for(&mut [&mut client, &mut server], now, Duration::from_secs(30), Duration::from_millis(250));
-    assert!(client.core.is_online(&server.identity.public_key()), "keepalives should keep it up");
-    assert!(!client.events.iter().any(|e| matches!(e, Event::Offline { .. })));
+    let later = run_for(
+        &mut [&mut client, &mut server],
+        now,
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+    );
+    assert!(
+        client.core.is_online(&server.identity.public_key()),
+        "keepalives should keep it up"
+    );
+    assert!(!client
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Offline { .. })));
     // The server goes silent: the client notices within the friend timeout.
     let mut alone = [&mut client];
-    run_for(&mut alone, later, Duration::from_secs(7), Duration::from_millis(250));
-    assert!(client.events.iter().any(|e| matches!(e, Event::Offline { .. })));
+    run_for(
+        &mut alone,
+        later,
+        Duration::from_secs(7),
+        Duration::from_millis(250),
+    );
+    assert!(client
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Offline { .. })));
 }
 
 #[test]
 fn rekey_keeps_traffic_flowing() {
     let (mut server, mut client, now) = connected_pair();
-    let later = run_for(&mut [&mut client, &mut server], now, Duration::from_secs(200), Duration::from_secs(1));
-    assert!(client.core.send(later, &server.identity.public_key(), b"after rekey"));
+    let later = run_for(
+        &mut [&mut client, &mut server],
+        now,
+        Duration::from_secs(200),
+        Duration::from_secs(1),
+    );
+    assert!(client
+        .core
+        .send(later, &server.identity.public_key(), b"after rekey"));
     pump(&mut [&mut client, &mut server], later);
     assert_eq!(server.received(), vec![b"after rekey".to_vec()]);
-    assert!(!server.events.iter().any(|e| matches!(e, Event::Offline { .. })));
+    assert!(!server
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Offline { .. })));
 }
 
 #[test]
@@ -139,13 +190,22 @@ fn non_friend_gets_nothing_back() {
     let now = Instant::now();
     let mut server = Node::new(1, now, false);
     let friend = Identity::generate();
-    server.core.add_friend(now, PeerRef::Key(friend.public_key()), None, false);
+    server
+        .core
+        .add_friend(now, PeerRef::Key(friend.public_key()), None, false);
     let mut stranger = Node::new(3, now, false);
-    stranger.core.add_friend(now, PeerRef::Id(server.identity.id()), Some(server.addr), true);
+    stranger.core.add_friend(
+        now,
+        PeerRef::Id(server.identity.id()),
+        Some(server.addr),
+        true,
+    );
     stranger.core.handle_timeout(now);
     let hello = stranger.drain();
     assert_eq!(hello.len(), 1);
-    server.core.handle_datagram(now, stranger.addr, &hello[0].payload);
+    server
+        .core
+        .handle_datagram(now, stranger.addr, &hello[0].payload);
     assert!(server.drain().is_empty(), "hello from a stranger answered");
 
     // A stranger that already knows the noise key goes straight to message 1.
@@ -157,15 +217,23 @@ fn non_friend_gets_nothing_back() {
         nospam: server.identity.nospam,
         instance: 9,
     };
-    let (_, msg1) =
-        super::handshake::initiate(&direct.identity, &server.identity.noise_public, &[0; 32], &payload).unwrap();
+    let (_, msg1) = super::handshake::initiate(
+        &direct.identity,
+        &server.identity.noise_public,
+        &[0; 32],
+        &payload,
+    )
+    .unwrap();
     let mut packet = super::wire::initiation_body(77, &msg1);
     packet.extend_from_slice(&super::handshake::mac1(
         &super::handshake::mac1_key(&server.identity.noise_public),
         &packet,
     ));
     server.core.handle_datagram(now, direct.addr, &packet);
-    assert!(server.drain().is_empty(), "handshake from a non-friend answered");
+    assert!(
+        server.drain().is_empty(),
+        "handshake from a non-friend answered"
+    );
     assert!(server.events.is_empty());
     assert!(!server.core.is_online(&direct.identity.public_key()));
     direct.drain();
@@ -176,7 +244,12 @@ fn replayed_first_message_gets_no_reply() {
     let now = Instant::now();
     let mut server = Node::new(1, now, true);
     let mut client = Node::new(2, now, false);
-    client.core.add_friend(now, PeerRef::Id(server.identity.id()), Some(server.addr), true);
+    client.core.add_friend(
+        now,
+        PeerRef::Id(server.identity.id()),
+        Some(server.addr),
+        true,
+    );
     client.core.handle_timeout(now);
     pump(&mut [&mut client, &mut server], now);
     assert!(server.core.is_online(&client.identity.public_key()));
@@ -185,18 +258,28 @@ fn replayed_first_message_gets_no_reply() {
     client.core.connect_now(now, &server.identity.public_key());
     let later = now + Duration::from_secs(121);
     client.core.handle_timeout(later);
-    let init: Vec<Transmit> = client.drain().into_iter().filter(|t| t.payload[0] == super::wire::INITIATION).collect();
+    let init: Vec<Transmit> = client
+        .drain()
+        .into_iter()
+        .filter(|t| t.payload[0] == super::wire::INITIATION)
+        .collect();
     assert_eq!(init.len(), 1, "rekey should send one initiation");
-    server.core.handle_datagram(later, client.addr, &init[0].payload);
+    server
+        .core
+        .handle_datagram(later, client.addr, &init[0].payload);
     assert_eq!(server.drain().len(), 1, "fresh initiation answered");
-    server.core.handle_datagram(later, client.addr, &init[0].payload);
+    server
+        .core
+        .handle_datagram(later, client.addr, &init[0].payload);
     assert!(server.drain().is_empty(), "replayed initiation answered");
 }
 
 #[test]
 fn tampered_data_packet_is_dropped_silently() {
     let (mut server, mut client, now) = connected_pair();
-    assert!(client.core.send(now, &server.identity.public_key(), b"payload"));
+    assert!(client
+        .core
+        .send(now, &server.identity.public_key(), b"payload"));
     let packet = client.drain().pop().unwrap();
     for i in 0..packet.payload.len() {
         let mut bad = packet.payload.clone();
@@ -205,11 +288,15 @@ fn tampered_data_packet_is_dropped_silently() {
         assert!(server.drain().is_empty(), "reply to tampered byte {i}");
     }
     assert!(server.received().is_empty());
-    server.core.handle_datagram(now, client.addr, &packet.payload);
+    server
+        .core
+        .handle_datagram(now, client.addr, &packet.payload);
     server.drain();
     assert_eq!(server.received(), vec![b"payload".to_vec()]);
     // And the same packet again is a replay.
-    server.core.handle_datagram(now, client.addr, &packet.payload);
+    server
+        .core
+        .handle_datagram(now, client.addr, &packet.payload);
     server.drain();
     assert_eq!(server.received().len(), 1);
 }
@@ -244,13 +331,34 @@ fn restart_is_detected_and_recovered() {
     let mut restarted = Node {
         addr: server.addr,
         identity: server_identity.clone(),
-        core: FriendNet::new(server_identity.clone(), config(true), now, Duration::from_secs(1_800_000_010), 99),
+        core: FriendNet::new(
+            server_identity.clone(),
+            config(true),
+            now,
+            Duration::from_secs(1_800_000_010),
+            99,
+        ),
         events: Vec::new(),
     };
     drop(server);
-    run_for(&mut [&mut client, &mut restarted], now, Duration::from_secs(5), Duration::from_millis(250));
-    let offline = client.events.iter().position(|e| matches!(e, Event::Offline { .. }));
-    let online_again = client.events.iter().rposition(|e| matches!(e, Event::Online { .. }));
-    assert!(offline.is_some() && online_again > offline, "{:?}", client.events);
+    run_for(
+        &mut [&mut client, &mut restarted],
+        now,
+        Duration::from_secs(5),
+        Duration::from_millis(250),
+    );
+    let offline = client
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::Offline { .. }));
+    let online_again = client
+        .events
+        .iter()
+        .rposition(|e| matches!(e, Event::Online { .. }));
+    assert!(
+        offline.is_some() && online_again > offline,
+        "{:?}",
+        client.events
+    );
     assert!(client.core.is_online(&server_identity.public_key()));
 }

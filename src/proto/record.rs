@@ -23,7 +23,12 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(identity: &Identity, sequence: u64, expiry: u64, addresses: Vec<SocketAddr>) -> Self {
+    pub fn new(
+        identity: &Identity,
+        sequence: u64,
+        expiry: u64,
+        addresses: Vec<SocketAddr>,
+    ) -> Self {
         Record {
             identity: identity.public_key(),
             noise_key: identity.noise_public,
@@ -99,7 +104,14 @@ impl Record {
         {
             return None;
         }
-        Some(Record { identity, noise_key, certificate, sequence, expiry, addresses })
+        Some(Record {
+            identity,
+            noise_key,
+            certificate,
+            sequence,
+            expiry,
+            addresses,
+        })
     }
 }
 
@@ -114,7 +126,10 @@ mod tests {
             &identity,
             7,
             1_900_000_000,
-            vec!["192.0.2.1:33445".parse().unwrap(), "[2001:db8::1]:9".parse().unwrap()],
+            vec![
+                "192.0.2.1:33445".parse().unwrap(),
+                "[2001:db8::1]:9".parse().unwrap(),
+            ],
         );
         let bytes = record.encode(&identity);
         assert_eq!(Record::decode(&bytes), Some(record));

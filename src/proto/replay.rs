@@ -14,7 +14,10 @@ pub struct ReplayWindow {
 
 impl Default for ReplayWindow {
     fn default() -> Self {
-        ReplayWindow { next: 0, bits: [0; WORDS] }
+        ReplayWindow {
+            next: 0,
+            bits: [0; WORDS],
+        }
     }
 }
 

@@ -79,10 +79,12 @@ pub fn parse(bytes: &[u8]) -> Option<Packet<'_>> {
             asker: array(&bytes[20..52]),
             hash: array(&bytes[52..84]),
         }),
-        HELLO_REPLY if bytes.len() > 4 + NONCE_LEN && bytes.len() <= HELLO_LEN => Some(Packet::HelloReply {
-            nonce: array(&bytes[4..20]),
-            record: &bytes[20..],
-        }),
+        HELLO_REPLY if bytes.len() > 4 + NONCE_LEN && bytes.len() <= HELLO_LEN => {
+            Some(Packet::HelloReply {
+                nonce: array(&bytes[4..20]),
+                record: &bytes[20..],
+            })
+        }
         INITIATION if bytes.len() == INITIATION_LEN => {
             let mac_at = INITIATION_LEN - MAC_LEN;
             Some(Packet::Initiation {
@@ -166,17 +168,24 @@ mod tests {
         assert_eq!(INITIATION_LEN, 240);
         assert_eq!(RESPONSE_LEN, 84);
         assert_eq!(HELLO_LEN, 256);
-        assert!(RESPONSE_LEN < INITIATION_LEN, "a response must not amplify");
+        const { assert!(RESPONSE_LEN < INITIATION_LEN, "a response must not amplify") };
     }
 
     #[test]
     fn data_header_bytes() {
         let mut buf = [0u8; DATA_MIN_LEN];
         data_header(&mut buf, 0x0403_0201, 0x0807_0605_0403_0201);
-        assert_eq!(&buf[..16], &[5, 0, 0, 0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            &buf[..16],
+            &[5, 0, 0, 0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]
+        );
         assert_eq!(
             parse(&buf),
-            Some(Packet::Data { receiver: 0x0403_0201, counter: 0x0807_0605_0403_0201, ciphertext: &[0; 16] })
+            Some(Packet::Data {
+                receiver: 0x0403_0201,
+                counter: 0x0807_0605_0403_0201,
+                ciphertext: &[0; 16]
+            })
         );
     }
 
@@ -184,7 +193,14 @@ mod tests {
     fn hello_round_trip_and_fixed_length() {
         let bytes = hello(&[1; 16], &[2; 32], &[3; 32]);
         assert_eq!(bytes.len(), HELLO_LEN);
-        assert_eq!(parse(&bytes), Some(Packet::Hello { nonce: [1; 16], asker: [2; 32], hash: [3; 32] }));
+        assert_eq!(
+            parse(&bytes),
+            Some(Packet::Hello {
+                nonce: [1; 16],
+                asker: [2; 32],
+                hash: [3; 32]
+            })
+        );
         assert_eq!(parse(&bytes[..HELLO_LEN - 1]), None);
     }
 

@@ -1,0 +1,139 @@
+//! The command line contract: IDs, key file permissions, config errors.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use common::{binary, write_config};
+
+fn toxtun(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn id_is_stable_one_line_and_key_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "node", "");
+    let config = config.to_str().unwrap();
+    let first = toxtun(&["-config", config, "id"], dir.path());
+    let second = toxtun(&["--config", config, "id"], dir.path());
+    assert!(
+        first.status.success() && second.status.success(),
+        "{}",
+        stderr(&first)
+    );
+    let text = String::from_utf8(first.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let id = text.trim_end_matches('\n');
+    assert_eq!(id.len(), 76);
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+        "{id}"
+    );
+    assert_eq!(first.stdout, second.stdout);
+    let key = dir.path().join("node.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = toxtun(&["-c", config, "server"], dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(key.to_str().unwrap()),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn id_without_config_uses_the_home_config_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = toxtun(&["id"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = dir.path().join(".config/toxtun/toxtun.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+const GOOD_ID: &str =
+    "A5A02FECA08E3EAC7E646B89C0507A8AAF9136E05DC756FF09F86230951820670F908F2E7719";
+
+fn rejected(body: &str, expect: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "bad", body);
+    let out = toxtun(&["-config", config.to_str().unwrap(), "client"], dir.path());
+    assert!(!out.status.success(), "accepted: {body}");
+    let err = stderr(&out);
+    for needle in expect {
+        assert!(err.contains(needle), "missing {needle:?} in: {err}");
+    }
+}
+
+#[test]
+fn bad_ids_are_rejected_with_file_line_and_reason() {
+    let mut wrong_sum = GOOD_ID.to_string();
+    wrong_sum.replace_range(75..76, "A");
+    rejected(
+        &format!("[client]\nt = *:81:127.0.0.1:80:{wrong_sum}\n"),
+        &["bad.ini:4", "[client] t", "checksum"],
+    );
+    rejected(
+        &format!("[client]\nt = *:81:127.0.0.1:80:{}\n", &GOOD_ID[..74]),
+        &["bad.ini:4", "74"],
+    );
+    let mut not_hex = GOOD_ID.to_string();
+    not_hex.replace_range(3..4, "x");
+    rejected(
+        &format!("[server]\nfriends = {not_hex}\n"),
+        &["bad.ini:4", "[server] friends", "'x' is not a hex digit"],
+    );
+    rejected(
+        &format!("[peers]\n{wrong_sum} = 127.0.0.1:1\n"),
+        &["bad.ini:4", "checksum"],
+    );
+}
+
+#[test]
+fn bad_addresses_are_rejected_with_file_line_and_reason() {
+    rejected(
+        "listen = 127.0.0.1:70000\n",
+        &["bad.ini:3", "[node] listen", "70000"],
+    );
+    rejected("listen = somewhere\n", &["bad.ini:3", "HOST:PORT"]);
+    rejected(
+        &format!("[peers]\n{GOOD_ID} = 127.0.0.1:x\n"),
+        &["bad.ini:4", "'x' is not a port"],
+    );
+    rejected(
+        &format!("[client]\nt = *:81:bad host:80:{GOOD_ID}\n"),
+        &["bad.ini:4", "not a host name"],
+    );
+    rejected(
+        &format!("[client]\na = *:81:127.0.0.1:80:{GOOD_ID}\nb = *:81:127.0.0.1:90:{GOOD_ID}\n"),
+        &["bad.ini:5", "already used by tunnel 'a'"],
+    );
+}
+
+#[test]
+fn unreadable_config_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = toxtun(&["-config", "missing.ini", "server"], dir.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.ini"), "{}", stderr(&out));
+}

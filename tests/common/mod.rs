@@ -1,0 +1,153 @@
+//! Runs the real toxtun binary and watches its log.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_toxtun"))
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+pub struct Node {
+    pub child: Child,
+    pub id: String,
+    pub name: String,
+    log: Arc<Log>,
+}
+
+/// Prints `toxtun id` for a config (creating the key).
+pub fn id_of(config: &Path) -> String {
+    let out = Command::new(binary())
+        .args(["-config"])
+        .arg(config)
+        .arg("id")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "toxtun id failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.ini"));
+    std::fs::write(&path, format!("[node]\nkey_file = {name}.key\n{body}")).unwrap();
+    path
+}
+
+impl Node {
+    /// Starts `toxtun -v -config CONFIG MODE` and waits for its ID line.
+    pub fn start(name: &str, config: &Path, mode: &str) -> Node {
+        let mut child = Command::new(binary())
+            .args(["-v", "-config"])
+            .arg(config)
+            .arg(mode)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Log::default());
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        let label = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("TOXTUN_TEST_ECHO").is_some() {
+                    eprintln!("[{label}] {line}");
+                }
+                sink.lines.lock().unwrap().push(line);
+                sink.grew.notify_all();
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut id = String::new();
+        stdout.read_line(&mut id).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Node {
+            child,
+            id: id.trim().to_string(),
+            name: name.to_string(),
+            log,
+        }
+    }
+
+    /// Waits until a log line contains every one of `needles`; returns it.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> String {
+        self.wait_for_count(needles, 1, timeout)
+    }
+
+    /// Waits for the `n`th log line containing every one of `needles`.
+    pub fn wait_for_count(&self, needles: &[&str], n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(line) = lines
+                .iter()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .nth(n - 1)
+            {
+                return line.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "{}: no log line with {needles:?} within {timeout:?}; log:\n{}",
+                    self.name,
+                    lines.join("\n")
+                );
+            }
+            lines = self.log.grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn count(&self, needles: &[&str]) -> usize {
+        let lines = self.log.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lines.lock().unwrap().join("\n")
+    }
+
+    /// The UDP address the node reported listening on.
+    pub fn udp_addr(&self) -> SocketAddr {
+        let line = self.wait_for(&["node listening"], WAIT);
+        let at = line.find("udp=").expect("udp= field") + 4;
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

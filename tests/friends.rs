@@ -1,0 +1,110 @@
+//! Two real nodes on loopback shake hands and exchange keepalives; a node
+//! that is not a friend gets nothing back.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{id_of, write_config, Node, WAIT};
+
+const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 200ms\nfriend_timeout = 2s\n";
+
+#[test]
+fn friends_handshake_and_exchange_keepalives() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_config = write_config(dir.path(), "client", FAST);
+    let client_id = id_of(&client_config);
+    let server_config = write_config(
+        dir.path(),
+        "server",
+        &format!("{FAST}[server]\nfriends = {client_id}\n"),
+    );
+    let server = Node::start("server", &server_config, "server");
+    let server_addr = server.udp_addr();
+    std::fs::write(
+        &client_config,
+        format!(
+            "[node]\nkey_file = client.key\n{FAST}[peers]\n{} = {server_addr}\n",
+            server.id
+        ),
+    )
+    .unwrap();
+    let client = Node::start("client", &client_config, "client");
+    assert_eq!(client.id, client_id);
+    client.wait_for(&["friend online", &server.id[..64]], WAIT);
+    server.wait_for(&["friend online", &client_id[..64]], WAIT);
+    // Several authenticated keepalives each way, not just the confirmation.
+    for node in [&client, &server] {
+        node.wait_for_count(&["keepalive received"], 3, WAIT);
+    }
+}
+
+/// Forwards between a node and the server and counts what comes back.
+fn counting_relay(
+    server: std::net::SocketAddr,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    back.connect(server).unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let returned = Arc::new(AtomicUsize::new(0));
+    let (fwd, ret) = (forwarded.clone(), returned.clone());
+    let front2 = front.try_clone().unwrap();
+    let back2 = back.try_clone().unwrap();
+    let client_addr = Arc::new(std::sync::Mutex::new(None));
+    let client_addr2 = client_addr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = front.recv_from(&mut buf) {
+            *client_addr.lock().unwrap() = Some(from);
+            fwd.fetch_add(1, Ordering::SeqCst);
+            let _ = back.send(&buf[..n]);
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = back2.recv(&mut buf) {
+            ret.fetch_add(n, Ordering::SeqCst);
+            if let Some(to) = *client_addr2.lock().unwrap() {
+                let _ = front2.send_to(&buf[..n], to);
+            }
+        }
+    });
+    (front_addr, forwarded, returned)
+}
+
+#[test]
+fn stranger_gets_no_bytes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let friend_config = write_config(dir.path(), "friend", FAST);
+    let friend_id = id_of(&friend_config);
+    let server_config = write_config(
+        dir.path(),
+        "server",
+        &format!("{FAST}[server]\nfriends = {friend_id}\n"),
+    );
+    let server = Node::start("server", &server_config, "server");
+    let (relay, forwarded, returned) = counting_relay(server.udp_addr());
+    let stranger_config = write_config(
+        dir.path(),
+        "stranger",
+        &format!("{FAST}[peers]\n{} = {relay}\n", server.id),
+    );
+    let stranger = Node::start("stranger", &stranger_config, "client");
+    // The stranger keeps asking (it retries with backoff); the server logs
+    // each refusal and sends nothing.
+    // Any answer to the first three would have been relayed before the
+    // server even read the fourth.
+    server.wait_for_count(&["refused hello: not a friend"], 4, WAIT);
+    assert!(forwarded.load(Ordering::SeqCst) >= 4);
+    assert_eq!(
+        returned.load(Ordering::SeqCst),
+        0,
+        "the server answered a stranger"
+    );
+    assert_eq!(stranger.count(&["friend online"]), 0);
+    assert_eq!(server.count(&["friend online"]), 0);
+}
