@@ -14,7 +14,10 @@ fn example_config_parses_cleanly_to_defaults() {
     assert_eq!(settings.node.keepalive, defaults.node.keepalive);
     assert_eq!(settings.node.friend_timeout, defaults.node.friend_timeout);
     assert_eq!(settings.server.allow, defaults.server.allow);
-    assert_eq!(settings.server.connect_timeout, defaults.server.connect_timeout);
+    assert_eq!(
+        settings.server.connect_timeout,
+        defaults.server.connect_timeout
+    );
     assert_eq!(settings.kcp, defaults.kcp);
     assert_eq!(settings.tunnel.open_timeout, defaults.tunnel.open_timeout);
     assert_eq!(settings.tunnel.idle_timeout, defaults.tunnel.idle_timeout);
