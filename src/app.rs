@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::cli::{Cli, Command};
@@ -13,7 +15,7 @@ use crate::friends_file;
 use crate::id::PeerRef;
 use crate::identity::Identity;
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
-use crate::proto::{FriendNet, FriendNetConfig};
+use crate::proto::{FriendNet, FriendNetConfig, Node, TunnelConfig};
 
 /// Without a config the key lives in the user's config directory.
 pub fn default_key_file() -> PathBuf {
@@ -61,20 +63,65 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     if created {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
-    let identity = Arc::new(identity);
     println!("{}", identity.id());
-    let node = start_node(&settings, mode, identity)?;
     if !settings.node.bootstrap.is_empty() {
         warn!("bootstrap nodes are not supported yet; only [peers] addresses are used");
     }
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
-    runtime.block_on(async {
+    let node = start_node(
+        &settings,
+        mode,
+        Arc::new(identity),
+        runtime.handle().clone(),
+    )?;
+    let result = runtime.block_on(async {
+        if mode == Mode::Client {
+            listen_tunnels(&settings, node.commands.clone()).await?;
+        }
         let _ = tokio::signal::ctrl_c().await;
+        Ok::<(), String>(())
     });
     info!("shutting down");
     let _ = node.commands.try_send(event_loop::Command::Shutdown);
     node.join();
+    result
+}
+
+/// Binds every `[client]` line's listener, then hands each accepted
+/// connection to the event loop.
+async fn listen_tunnels(
+    settings: &Settings,
+    commands: mpsc::Sender<event_loop::Command>,
+) -> Result<(), String> {
+    for (index, spec) in settings.client.iter().enumerate() {
+        let listener = TcpListener::bind(spec.listen).await.map_err(|e| {
+            format!(
+                "tunnel '{}': cannot listen on {}: {e}",
+                spec.name, spec.listen
+            )
+        })?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        info!(tunnel = %spec.name, %local, target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
+        let commands = commands.clone();
+        let name = spec.name.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let command = event_loop::Command::LocalConnection {
+                            tunnel: index,
+                            stream,
+                        };
+                        if commands.send(command).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(tunnel = %name, error = %e, "accept failed"),
+                }
+            }
+        });
+    }
     Ok(())
 }
 
@@ -82,6 +129,7 @@ pub fn start_node(
     settings: &Settings,
     mode: Mode,
     identity: Arc<Identity>,
+    tcp_runtime: tokio::runtime::Handle,
 ) -> Result<LoopHandle, String> {
     let listen = settings.node.listen.unwrap_or_else(|| {
         let port = if mode == Mode::Server {
@@ -93,7 +141,45 @@ pub fn start_node(
     });
     let socket = std::net::UdpSocket::bind(listen)
         .map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let friends_path = friends_file::path_for(&settings.node.key_file);
     let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
+    let remembered = if accept_requests {
+        friends_file::load(&friends_path)?
+    } else {
+        Vec::new()
+    };
+    if mode == Mode::Client {
+        for spec in &settings.client {
+            if !settings
+                .peers
+                .iter()
+                .any(|p| p.peer.key() == spec.server.key)
+            {
+                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers]");
+            }
+        }
+    }
+    let ctx = LoopContext {
+        friends_file: friends_path,
+        tunnels: settings.client.clone(),
+        connect_timeout: settings.server.connect_timeout,
+        tcp_runtime,
+    };
+    let settings = settings.clone();
+    let make_node = move || build_node(&settings, mode, identity, accept_requests, remembered);
+    let handle = event_loop::spawn(socket, make_node, ctx)
+        .map_err(|e| format!("cannot start event loop: {e}"))?;
+    info!(udp = %handle.local_addr, ?mode, "node listening");
+    Ok(handle)
+}
+
+fn build_node(
+    settings: &Settings,
+    mode: Mode,
+    identity: Arc<Identity>,
+    accept_requests: bool,
+    remembered: Vec<crate::id::PublicKey>,
+) -> Node {
     let config = FriendNetConfig {
         keepalive: settings.node.keepalive,
         friend_timeout: settings.node.friend_timeout,
@@ -104,7 +190,7 @@ pub fn start_node(
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let mut core = FriendNet::new(identity, config, now, unix_now, rand::random());
+    let mut net = FriendNet::new(identity, config, now, unix_now, rand::random());
     let hint_for = |key| {
         settings
             .peers
@@ -113,36 +199,31 @@ pub fn start_node(
             .map(|p| p.addr)
     };
     for peer in &settings.peers {
-        core.add_friend(now, peer.peer, Some(peer.addr), true);
+        net.add_friend(now, peer.peer, Some(peer.addr), true);
     }
     if mode == Mode::Server {
         for friend in &settings.server.friends {
-            core.add_friend(now, *friend, hint_for(friend.key()), false);
+            net.add_friend(now, *friend, hint_for(friend.key()), false);
         }
     }
-    let friends_path = friends_file::path_for(&settings.node.key_file);
-    if accept_requests {
-        for key in friends_file::load(&friends_path)? {
-            core.add_friend(now, PeerRef::Key(key), hint_for(key), false);
-        }
+    for key in remembered {
+        net.add_friend(now, PeerRef::Key(key), hint_for(key), false);
     }
     if mode == Mode::Client {
         for spec in &settings.client {
-            let hint = hint_for(spec.server.key);
-            if hint.is_none() {
-                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers]");
-            }
-            core.add_friend(now, PeerRef::Id(spec.server), hint, true);
+            net.add_friend(
+                now,
+                PeerRef::Id(spec.server),
+                hint_for(spec.server.key),
+                true,
+            );
         }
     }
-    let handle = event_loop::spawn(
-        socket,
-        core,
-        LoopContext {
-            friends_file: friends_path,
-        },
-    )
-    .map_err(|e| format!("cannot start event loop: {e}"))?;
-    info!(udp = %handle.local_addr, ?mode, "node listening");
-    Ok(handle)
+    let tunnels = TunnelConfig {
+        kcp: settings.kcp,
+        open_timeout: settings.tunnel.open_timeout,
+        idle_timeout: settings.tunnel.idle_timeout,
+        allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
+    };
+    Node::new(net, tunnels, now)
 }

@@ -1,24 +1,58 @@
 //! The friend network's one thread: it owns the UDP socket and all protocol
-//! state, and everything else talks to it through channels. No locks.
+//! state (sessions, every KCP instance, timers), and everything else talks
+//! to it through channels. No locks around protocol state.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::{debug, info, warn};
 
+use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use crate::friends_file;
-use crate::proto::{Event, FriendNet};
+use crate::id::PublicKey;
+use crate::proto::{ConnId, Node, NodeEvent};
+use crate::tunnel_spec::TunnelSpec;
 
 const MAX_DATAGRAM: usize = 65536;
-/// Datagrams taken per wake-up before timers and commands get a turn.
-const RECV_BATCH: usize = 64;
+/// Datagrams (or commands) taken per wake-up before flushing: KCP then
+/// acknowledges a whole batch at once.
+const BATCH: usize = 64;
+const COMMAND_QUEUE: usize = 1024;
 
 pub enum Command {
     Shutdown,
+    /// Client: a local connection arrived on tunnel number `tunnel`.
+    LocalConnection {
+        tunnel: usize,
+        stream: TcpStream,
+    },
+    /// Server: the outcome of connecting to a friend's target.
+    TargetConnected {
+        friend: PublicKey,
+        request: u32,
+        result: Result<TcpStream, String>,
+    },
+    LocalData {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    LocalEof {
+        conn: ConnId,
+    },
+    LocalFailed {
+        conn: ConnId,
+        reason: String,
+    },
+    WriterReady {
+        conn: ConnId,
+    },
 }
 
 pub struct LoopHandle {
@@ -36,16 +70,26 @@ impl LoopHandle {
 pub struct LoopContext {
     /// Where friends accepted by nospam are remembered.
     pub friends_file: PathBuf,
+    pub tunnels: Vec<TunnelSpec>,
+    pub connect_timeout: Duration,
+    /// Runtime for the per-connection TCP tasks.
+    pub tcp_runtime: tokio::runtime::Handle,
 }
 
-pub fn spawn(
+/// Starts the loop thread. The core is built on that thread by `make_node`,
+/// since it is single-threaded by design and never crosses threads.
+pub fn spawn<F>(
     socket: std::net::UdpSocket,
-    core: FriendNet,
+    make_node: F,
     ctx: LoopContext,
-) -> std::io::Result<LoopHandle> {
+) -> std::io::Result<LoopHandle>
+where
+    F: FnOnce() -> Node + Send + 'static,
+{
     socket.set_nonblocking(true)?;
     let local_addr = socket.local_addr()?;
-    let (commands, receiver) = mpsc::channel(1024);
+    let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let own_commands = commands.clone();
     let thread = std::thread::Builder::new()
         .name("friendnet".into())
         .spawn(move || {
@@ -58,9 +102,12 @@ pub fn spawn(
                     UdpSocket::from_std(socket).expect("socket registers with the runtime");
                 EventLoop {
                     socket,
-                    core,
-                    commands: receiver,
+                    node: make_node(),
+                    receiver,
+                    commands: own_commands,
                     ctx,
+                    conns: HashMap::new(),
+                    next_conn: 1,
                 }
                 .run()
                 .await
@@ -73,20 +120,35 @@ pub fn spawn(
     })
 }
 
+/// A connection as the driver sees it.
+struct Conn {
+    /// Client side: the accepted socket, until the server accepts.
+    pending: Option<TcpStream>,
+    tasks: Option<ConnTasks>,
+    /// Messages the writer queue had no room for, in order.
+    overflow: VecDeque<WriterMsg>,
+    /// Closed cleanly: drop it once the writer has everything.
+    closing: bool,
+}
+
 struct EventLoop {
     socket: UdpSocket,
-    core: FriendNet,
-    commands: mpsc::Receiver<Command>,
+    node: Node,
+    receiver: mpsc::Receiver<Command>,
+    commands: mpsc::Sender<Command>,
     ctx: LoopContext,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: ConnId,
 }
 
 impl EventLoop {
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            self.flush().await;
             self.dispatch_events();
-            let deadline = self.core.poll_timeout();
+            self.node.flush(Instant::now());
+            self.send_transmits().await;
+            let deadline = self.node.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -96,43 +158,209 @@ impl EventLoop {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = received {
-                        self.core.handle_datagram(Instant::now(), from, &buf[..n]);
+                        self.node.handle_datagram(Instant::now(), from, &buf[..n]);
                     }
-                    for _ in 1..RECV_BATCH {
+                    for _ in 1..BATCH {
                         match self.socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.core.handle_datagram(Instant::now(), from, &buf[..n]),
+                            Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                             // ICMP errors from earlier sends surface here; they say nothing authenticated.
                             Err(_) => continue,
                         }
                     }
                 }
-                command = self.commands.recv() => match command {
-                    None | Some(Command::Shutdown) => return,
-                },
-                _ = sleep => self.core.handle_timeout(Instant::now()),
+                command = self.receiver.recv() => {
+                    let Some(command) = command else { return };
+                    if !self.handle_command(command) {
+                        return;
+                    }
+                    for _ in 1..BATCH {
+                        match self.receiver.try_recv() {
+                            Ok(command) => if !self.handle_command(command) { return },
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => self.node.handle_timeout(Instant::now()),
             }
         }
     }
 
-    async fn flush(&mut self) {
-        while let Some(transmit) = self.core.poll_transmit() {
+    async fn send_transmits(&mut self) {
+        while let Some(transmit) = self.node.poll_transmit() {
             if let Err(e) = self.socket.send_to(&transmit.payload, transmit.dst).await {
                 debug!(dst = %transmit.dst, error = %e, "send failed");
             }
         }
     }
 
+    fn new_conn(&mut self, pending: Option<TcpStream>) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                pending,
+                tasks: None,
+                overflow: VecDeque::new(),
+                closing: false,
+            },
+        );
+        conn
+    }
+
+    fn start_tasks(&mut self, conn: ConnId, stream: TcpStream) {
+        let tasks = ConnTasks::spawn(&self.ctx.tcp_runtime, conn, stream, self.commands.clone());
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.tasks = Some(tasks);
+        }
+    }
+
+    /// Returns false when the loop should stop.
+    fn handle_command(&mut self, command: Command) -> bool {
+        let now = Instant::now();
+        match command {
+            Command::Shutdown => return false,
+            Command::LocalConnection { tunnel, stream } => {
+                let spec = &self.ctx.tunnels[tunnel];
+                let (server, target, name) = (spec.server, spec.target(), spec.name.clone());
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let conn = self.new_conn(Some(stream));
+                info!(conn, tunnel = %name, %peer, %target, "local connection; opening tunnel");
+                self.node.open(now, conn, server, target);
+            }
+            Command::TargetConnected {
+                friend,
+                request,
+                result,
+            } => match result {
+                Ok(stream) => {
+                    let conn = self.new_conn(None);
+                    if self.node.target_connected(now, friend, request, conn) {
+                        self.start_tasks(conn, stream);
+                    } else {
+                        self.conns.remove(&conn);
+                    }
+                }
+                Err(reason) => self.node.target_failed(friend, request, reason),
+            },
+            Command::LocalData { conn, bytes } => self.node.send_data(now, conn, &bytes),
+            Command::LocalEof { conn } => self.node.local_eof(now, conn),
+            Command::LocalFailed { conn, reason } => self.node.local_reset(conn, reason),
+            Command::WriterReady { conn } => self.drain_overflow(now, conn),
+        }
+        true
+    }
+
     fn dispatch_events(&mut self) {
-        while let Some(event) = self.core.poll_event() {
+        while let Some(event) = self.node.poll_event() {
             match event {
-                Event::FriendAdded { friend } => {
+                NodeEvent::FriendAdded(friend) => {
                     if let Err(e) = friends_file::append(&self.ctx.friends_file, &friend) {
                         warn!("{e}");
                     }
                 }
-                Event::Online { .. } | Event::Offline { .. } | Event::Received { .. } => {}
+                NodeEvent::Connect {
+                    friend,
+                    request,
+                    target,
+                } => connect_target(
+                    &self.ctx.tcp_runtime,
+                    friend,
+                    request,
+                    target,
+                    self.ctx.connect_timeout,
+                    self.commands.clone(),
+                ),
+                NodeEvent::Opened { conn } => {
+                    if let Some(stream) = self.conns.get_mut(&conn).and_then(|c| c.pending.take()) {
+                        self.start_tasks(conn, stream);
+                    }
+                }
+                NodeEvent::Data { conn, bytes } => self.deliver(conn, WriterMsg::Data(bytes)),
+                NodeEvent::Eof { conn } => self.deliver(conn, WriterMsg::Eof),
+                NodeEvent::Credit { conn, chunks } => {
+                    if let Some(tasks) = self.conns.get(&conn).and_then(|c| c.tasks.as_ref()) {
+                        tasks.credits.add_permits(chunks as usize);
+                    }
+                }
+                NodeEvent::Closed { conn, reason } => self.closed(conn, &reason),
             }
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId, reason: &str) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if reason == "closed" && !entry.overflow.is_empty() {
+            entry.closing = true;
+            return;
+        }
+        let entry = self.conns.remove(&conn).expect("present");
+        if let Some(tasks) = entry.tasks {
+            if reason == "closed" {
+                // Let the writer finish what it has; the reader already ended.
+                drop(tasks.writer);
+            } else {
+                tasks.abort();
+            }
+        }
+    }
+
+    /// Hands a message to the writer, or holds it and pauses the channel.
+    fn deliver(&mut self, conn: ConnId, message: WriterMsg) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(tasks) = entry.tasks.as_ref() else {
+            return;
+        };
+        if !entry.overflow.is_empty() {
+            entry.overflow.push_back(message);
+            return;
+        }
+        match tasks.writer.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(message)) => {
+                entry.overflow.push_back(message);
+                self.node.pause(conn);
+                tasks.want_ready.store(true, Ordering::Release);
+                // The writer may have emptied its queue before seeing the flag.
+                self.drain_overflow(Instant::now(), conn);
+            }
+        }
+    }
+
+    fn drain_overflow(&mut self, now: Instant, conn: ConnId) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(tasks) = entry.tasks.as_ref() else {
+            return;
+        };
+        while let Some(message) = entry.overflow.pop_front() {
+            match tasks.writer.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => {
+                    entry.overflow.clear();
+                    break;
+                }
+                Err(TrySendError::Full(message)) => {
+                    entry.overflow.push_front(message);
+                    tasks.want_ready.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        if entry.closing {
+            self.closed(conn, "closed");
+        } else {
+            self.node.resume(now, conn);
         }
     }
 }

@@ -1,3 +1,4 @@
 //! Drivers: the event-loop thread that owns the UDP socket and the core.
 
 pub mod event_loop;
+pub mod tcp;

@@ -141,6 +141,10 @@ impl FriendNet {
         self.friends.get(friend).is_some_and(|f| f.online)
     }
 
+    pub fn has_address(&self, key: &PublicKey) -> bool {
+        self.friends.get(key).is_some_and(|f| f.addr.is_some())
+    }
+
     pub fn is_friend(&self, key: &PublicKey) -> bool {
         self.friends.contains_key(key)
     }
@@ -266,14 +270,20 @@ impl FriendNet {
             warn!(%from, friend = %key.short(), "refused handshake: replayed or stale timestamp");
             return;
         }
-        let Some((transport, message)) = handshake::write_response(responding.state, self.instance)
-        else {
-            return;
-        };
         friend.last_timestamp = Some(payload.timestamp);
         friend.noise_key = Some(responding.remote_noise);
         friend.addr = Some(from);
         self.note_instance(&key, payload.instance);
+        if payload.fresh && self.is_online(&key) {
+            self.go_offline(&key, "friend reconnected without its tunnels".into());
+        }
+        let info = handshake::ResponderInfo {
+            instance: self.instance,
+            fresh: !self.is_online(&key),
+        };
+        let Some((transport, message)) = handshake::write_response(responding.state, info) else {
+            return;
+        };
         let local_index = self.new_index(key);
         let friend = self.friends.get_mut(&key).expect("present");
         if let Some(old) =
@@ -316,12 +326,15 @@ impl FriendNet {
                 return;
             }
         };
-        let Some((transport, instance)) = handshake::finish_initiation(*state, noise) else {
+        let Some((transport, info)) = handshake::finish_initiation(*state, noise) else {
             self.indices.remove(&receiver);
             debug!(%from, friend = %key.short(), "dropped response that did not decrypt");
             return;
         };
-        self.note_instance(&key, instance);
+        self.note_instance(&key, info.instance);
+        if info.fresh && self.is_online(&key) {
+            self.go_offline(&key, "friend lost its tunnels".into());
+        }
         let friend = self.friends.get_mut(&key).expect("present");
         friend.addr = Some(from);
         friend.backoff = FIRST_RETRY;
@@ -461,12 +474,14 @@ impl FriendNet {
             return;
         };
         let nospam = friend.id.map(|id| id.nospam).unwrap_or_default();
+        let fresh = !friend.online;
         let payload = InitPayload {
             identity: self.identity.public_key(),
             certificate: self.identity.certificate,
             timestamp: handshake::tai64n(self.unix_time(now)),
             nospam,
             instance: self.instance,
+            fresh,
         };
         let Some((state, message)) =
             handshake::initiate(&self.identity, &noise_key, &self.config.psk, &payload)

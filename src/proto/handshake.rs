@@ -84,6 +84,8 @@ pub struct InitPayload {
     pub timestamp: [u8; 12],
     pub nospam: [u8; 4],
     pub instance: u64,
+    /// The sender holds no tunnels with us: whatever we hold must go.
+    pub fresh: bool,
 }
 
 impl InitPayload {
@@ -94,6 +96,7 @@ impl InitPayload {
         out[96..108].copy_from_slice(&self.timestamp);
         out[108..112].copy_from_slice(&self.nospam);
         out[112..120].copy_from_slice(&self.instance.to_le_bytes());
+        out[120] = self.fresh as u8;
         out
     }
 
@@ -107,6 +110,11 @@ impl InitPayload {
             timestamp: bytes[96..108].try_into().ok()?,
             nospam: bytes[108..112].try_into().ok()?,
             instance: u64::from_le_bytes(bytes[112..120].try_into().ok()?),
+            fresh: match bytes[120] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
         })
     }
 }
@@ -137,18 +145,28 @@ pub fn initiate(
     (written == NOISE_MSG1_LEN).then_some((state, message))
 }
 
-/// Reads message 2; returns transport keys and the responder's instance.
+/// What message 2 tells the initiator about the responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponderInfo {
+    pub instance: u64,
+    pub fresh: bool,
+}
+
+/// Reads message 2; returns transport keys and what the responder said.
 pub fn finish_initiation(
     mut state: HandshakeState,
     message: &[u8],
-) -> Option<(StatelessTransportState, u64)> {
+) -> Option<(StatelessTransportState, ResponderInfo)> {
     let mut payload = [0u8; NOISE_MSG2_LEN];
     let read = state.read_message(message, &mut payload).ok()?;
-    if read != RESPONSE_PAYLOAD_LEN {
+    if read != RESPONSE_PAYLOAD_LEN || payload[8] > 1 {
         return None;
     }
-    let instance = u64::from_le_bytes(payload[..8].try_into().ok()?);
-    Some((state.into_stateless_transport_mode().ok()?, instance))
+    let info = ResponderInfo {
+        instance: u64::from_le_bytes(payload[..8].try_into().ok()?),
+        fresh: payload[8] == 1,
+    };
+    Some((state.into_stateless_transport_mode().ok()?, info))
 }
 
 pub struct Responding {
@@ -176,15 +194,16 @@ pub fn read_initiation(local: &Identity, psk: &[u8; 32], message: &[u8]) -> Opti
     })
 }
 
-/// Writes message 2 carrying our instance; returns transport keys and it.
+/// Writes message 2; returns transport keys and the message.
 pub fn write_response(
     mut state: HandshakeState,
-    instance: u64,
+    info: ResponderInfo,
 ) -> Option<(StatelessTransportState, Vec<u8>)> {
     let mut message = vec![0u8; NOISE_MSG2_LEN];
-    let written = state
-        .write_message(&instance.to_le_bytes(), &mut message)
-        .ok()?;
+    let mut payload = [0u8; RESPONSE_PAYLOAD_LEN];
+    payload[..8].copy_from_slice(&info.instance.to_le_bytes());
+    payload[8] = info.fresh as u8;
+    let written = state.write_message(&payload, &mut message).ok()?;
     if written != NOISE_MSG2_LEN {
         return None;
     }
@@ -202,6 +221,7 @@ mod tests {
             timestamp: tai64n(std::time::Duration::from_secs(1_800_000_000)),
             nospam: [1, 2, 3, 4],
             instance,
+            fresh: true,
         }
     }
 
@@ -214,9 +234,13 @@ mod tests {
         let responding = read_initiation(&b, &psk, &msg1).unwrap();
         assert_eq!(responding.payload, payload_of(&a, 11));
         assert_eq!(responding.remote_noise, a.noise_public);
-        let (b_transport, msg2) = write_response(responding.state, 22).unwrap();
-        let (a_transport, instance) = finish_initiation(init_state, &msg2).unwrap();
-        assert_eq!(instance, 22);
+        let info = ResponderInfo {
+            instance: 22,
+            fresh: false,
+        };
+        let (b_transport, msg2) = write_response(responding.state, info).unwrap();
+        let (a_transport, got) = finish_initiation(init_state, &msg2).unwrap();
+        assert_eq!(got, info);
         let mut sealed = [0u8; 64];
         let n = a_transport.write_message(9, b"ping", &mut sealed).unwrap();
         let mut opened = [0u8; 64];
@@ -234,7 +258,11 @@ mod tests {
         let b = Identity::generate();
         let (state, msg1) = initiate(&a, &b.noise_public, &[1; 32], &payload_of(&a, 1)).unwrap();
         let responding = read_initiation(&b, &[2; 32], &msg1).unwrap();
-        let (_, msg2) = write_response(responding.state, 5).unwrap();
+        let info = ResponderInfo {
+            instance: 5,
+            fresh: true,
+        };
+        let (_, msg2) = write_response(responding.state, info).unwrap();
         assert!(finish_initiation(state, &msg2).is_none());
     }
 

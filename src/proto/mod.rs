@@ -1,15 +1,20 @@
 //! The protocol core: no sockets, no clock. Time and datagrams go in;
 //! datagrams, events and the next deadline come out.
 
+pub mod control;
 pub mod friend;
 pub mod friendnet;
 pub mod handshake;
+pub mod link;
+pub mod node;
 pub mod record;
 pub mod replay;
 pub mod session;
 pub mod wire;
 
 pub use friendnet::{Event, FriendNet, FriendNetConfig, Transmit};
+pub use link::ConnId;
+pub use node::{Node, NodeEvent, TunnelConfig};
 
 #[cfg(test)]
 mod pair_tests;

@@ -216,6 +216,7 @@ fn non_friend_gets_nothing_back() {
         timestamp: super::handshake::tai64n(Duration::from_secs(1_800_000_001)),
         nospam: server.identity.nospam,
         instance: 9,
+        fresh: true,
     };
     let (_, msg1) = super::handshake::initiate(
         &direct.identity,

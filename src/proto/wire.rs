@@ -16,13 +16,13 @@ pub const HELLO_LEN: usize = 256;
 pub const HELLO_HASH_LEN: usize = 32;
 
 /// Handshake payload inside Noise message 1: identity key, certificate,
-/// TAI64N timestamp, nospam, instance.
-pub const INIT_PAYLOAD_LEN: usize = 32 + 64 + 12 + 4 + 8;
+/// TAI64N timestamp, nospam, instance, fresh flag.
+pub const INIT_PAYLOAD_LEN: usize = 32 + 64 + 12 + 4 + 8 + 1;
 /// Noise IK message 1: ephemeral, encrypted static, encrypted payload.
 pub const NOISE_MSG1_LEN: usize = 32 + (32 + TAG_LEN) + (INIT_PAYLOAD_LEN + TAG_LEN);
 pub const INITIATION_LEN: usize = 8 + NOISE_MSG1_LEN + MAC_LEN;
-/// Message 2 payload: the responder's instance.
-pub const RESPONSE_PAYLOAD_LEN: usize = 8;
+/// Message 2 payload: the responder's instance and fresh flag.
+pub const RESPONSE_PAYLOAD_LEN: usize = 8 + 1;
 pub const NOISE_MSG2_LEN: usize = 32 + RESPONSE_PAYLOAD_LEN + TAG_LEN;
 pub const RESPONSE_LEN: usize = 12 + NOISE_MSG2_LEN + MAC_LEN;
 pub const DATA_HEADER_LEN: usize = 16;
@@ -165,8 +165,8 @@ mod tests {
 
     #[test]
     fn sizes_match_the_protocol_doc() {
-        assert_eq!(INITIATION_LEN, 240);
-        assert_eq!(RESPONSE_LEN, 84);
+        assert_eq!(INITIATION_LEN, 241);
+        assert_eq!(RESPONSE_LEN, 85);
         assert_eq!(HELLO_LEN, 256);
         const { assert!(RESPONSE_LEN < INITIATION_LEN, "a response must not amplify") };
     }

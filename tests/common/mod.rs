@@ -1,6 +1,8 @@
 //! Runs the real toxtun binary and watches its log.
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,165 @@
+//! Per-connection tasks: a reader that turns TCP bytes into commands (only
+//! as fast as the event loop hands out credits) and a writer that drains a
+//! bounded queue into TCP.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::event_loop::Command;
+use crate::id::PublicKey;
+use crate::proto::ConnId;
+
+/// Bytes a reader takes from TCP per command.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Chunks a reader may have in flight before the loop says KCP has room.
+pub const INITIAL_CREDITS: usize = 8;
+/// Messages queued for a writer before the loop pauses that channel.
+pub const WRITER_QUEUE: usize = 16;
+
+pub enum WriterMsg {
+    Data(Vec<u8>),
+    /// The far side finished: half-close our write side.
+    Eof,
+}
+
+/// What the event loop keeps for one live connection.
+pub struct ConnTasks {
+    pub writer: mpsc::Sender<WriterMsg>,
+    pub credits: Arc<Semaphore>,
+    /// Set by the loop when the writer queue was full; the writer then
+    /// reports when it has made room.
+    pub want_ready: Arc<AtomicBool>,
+    pub reader_task: JoinHandle<()>,
+    pub writer_task: JoinHandle<()>,
+}
+
+impl ConnTasks {
+    pub fn spawn(
+        runtime: &tokio::runtime::Handle,
+        conn: ConnId,
+        stream: TcpStream,
+        commands: mpsc::Sender<Command>,
+    ) -> Self {
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let credits = Arc::new(Semaphore::new(INITIAL_CREDITS));
+        let want_ready = Arc::new(AtomicBool::new(false));
+        let (writer, queue) = mpsc::channel(WRITER_QUEUE);
+        let reader_task = runtime.spawn(read_loop(
+            conn,
+            read_half,
+            credits.clone(),
+            commands.clone(),
+        ));
+        let writer_task = runtime.spawn(write_loop(
+            conn,
+            write_half,
+            queue,
+            want_ready.clone(),
+            commands,
+        ));
+        ConnTasks {
+            writer,
+            credits,
+            want_ready,
+            reader_task,
+            writer_task,
+        }
+    }
+
+    /// Tears the connection down now (a reset): the socket closes at once.
+    pub fn abort(self) {
+        self.reader_task.abort();
+        self.writer_task.abort();
+    }
+}
+
+async fn read_loop(
+    conn: ConnId,
+    mut socket: OwnedReadHalf,
+    credits: Arc<Semaphore>,
+    commands: mpsc::Sender<Command>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match credits.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return,
+        }
+        let command = match socket.read(&mut buf).await {
+            Ok(0) => Command::LocalEof { conn },
+            Ok(n) => Command::LocalData {
+                conn,
+                bytes: buf[..n].to_vec(),
+            },
+            Err(e) => Command::LocalFailed {
+                conn,
+                reason: format!("local read failed: {e}"),
+            },
+        };
+        let last = !matches!(command, Command::LocalData { .. });
+        if commands.send(command).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+async fn write_loop(
+    conn: ConnId,
+    mut socket: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<WriterMsg>,
+    want_ready: Arc<AtomicBool>,
+    commands: mpsc::Sender<Command>,
+) {
+    while let Some(message) = queue.recv().await {
+        let result = match message {
+            WriterMsg::Data(bytes) => socket.write_all(&bytes).await,
+            WriterMsg::Eof => socket.shutdown().await,
+        };
+        if let Err(e) = result {
+            let reason = format!("local write failed: {e}");
+            let _ = commands.send(Command::LocalFailed { conn, reason }).await;
+            return;
+        }
+        if want_ready.swap(false, Ordering::AcqRel)
+            && commands.send(Command::WriterReady { conn }).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Server side: connect to a friend's target within `timeout`.
+pub fn connect_target(
+    runtime: &tokio::runtime::Handle,
+    friend: PublicKey,
+    request: u32,
+    target: String,
+    timeout: Duration,
+    commands: mpsc::Sender<Command>,
+) {
+    runtime.spawn(async move {
+        let result = match tokio::time::timeout(timeout, TcpStream::connect(target.as_str())).await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(format!("cannot connect to {target}: {e}")),
+            Err(_) => Err(format!(
+                "connecting to {target} timed out after {timeout:?}"
+            )),
+        };
+        let _ = commands
+            .send(Command::TargetConnected {
+                friend,
+                request,
+                result,
+            })
+            .await;
+    });
+}

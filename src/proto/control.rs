@@ -1,0 +1,170 @@
+//! Messages on a friend's control channel (KCP conv 0) and the one-byte
+//! header of each message on a tunnel channel.
+
+pub const PROTOCOL_TCP: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Open {
+        request: u32,
+        protocol: u8,
+        target: String,
+    },
+    Accept {
+        request: u32,
+        conv: u32,
+    },
+    Refuse {
+        request: u32,
+        reason: String,
+    },
+    Reset {
+        conv: u32,
+        reason: String,
+    },
+}
+
+const OPEN: u8 = 1;
+const ACCEPT: u8 = 2;
+const REFUSE: u8 = 3;
+const RESET: u8 = 4;
+
+/// Longest target or reason carried; longer text is cut, never rejected.
+const MAX_TEXT: usize = 255;
+
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push(end as u8);
+    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+fn read_text(bytes: &[u8]) -> Option<String> {
+    let (&len, rest) = bytes.split_first()?;
+    if rest.len() != len as usize {
+        return None;
+    }
+    String::from_utf8(rest.to_vec()).ok()
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Control {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        match self {
+            Control::Open {
+                request,
+                protocol,
+                target,
+            } => {
+                out.push(OPEN);
+                out.extend_from_slice(&request.to_le_bytes());
+                out.push(*protocol);
+                push_text(&mut out, target);
+            }
+            Control::Accept { request, conv } => {
+                out.push(ACCEPT);
+                out.extend_from_slice(&request.to_le_bytes());
+                out.extend_from_slice(&conv.to_le_bytes());
+            }
+            Control::Refuse { request, reason } => {
+                out.push(REFUSE);
+                out.extend_from_slice(&request.to_le_bytes());
+                push_text(&mut out, reason);
+            }
+            Control::Reset { conv, reason } => {
+                out.push(RESET);
+                out.extend_from_slice(&conv.to_le_bytes());
+                push_text(&mut out, reason);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Control> {
+        let first = u32_at(bytes, 1)?;
+        match bytes[0] {
+            OPEN => Some(Control::Open {
+                request: first,
+                protocol: *bytes.get(5)?,
+                target: read_text(bytes.get(6..)?)?,
+            }),
+            ACCEPT if bytes.len() == 9 => Some(Control::Accept {
+                request: first,
+                conv: u32_at(bytes, 5)?,
+            }),
+            REFUSE => Some(Control::Refuse {
+                request: first,
+                reason: read_text(&bytes[5..])?,
+            }),
+            RESET => Some(Control::Reset {
+                conv: first,
+                reason: read_text(&bytes[5..])?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// First byte of every message on a tunnel channel.
+pub const CHANNEL_DATA: u8 = 0;
+/// The sender has sent its last byte (its TCP read hit end of file).
+pub const CHANNEL_FIN: u8 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for message in [
+            Control::Open {
+                request: 7,
+                protocol: PROTOCOL_TCP,
+                target: "[::1]:22".into(),
+            },
+            Control::Accept {
+                request: 7,
+                conv: 0xDEAD_BEEF,
+            },
+            Control::Refuse {
+                request: 8,
+                reason: "not allowed".into(),
+            },
+            Control::Reset {
+                conv: 9,
+                reason: String::new(),
+            },
+        ] {
+            assert_eq!(Control::decode(&message.encode()), Some(message));
+        }
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_char_boundary() {
+        let reason = "é".repeat(200);
+        let encoded = Control::Refuse { request: 1, reason }.encode();
+        match Control::decode(&encoded) {
+            Some(Control::Refuse { reason, .. }) => assert_eq!(reason, "é".repeat(127)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_messages_are_rejected() {
+        let encoded = Control::Open {
+            request: 1,
+            protocol: 1,
+            target: "a:1".into(),
+        }
+        .encode();
+        for len in 0..encoded.len() {
+            assert_eq!(Control::decode(&encoded[..len]), None, "length {len}");
+        }
+    }
+}
