@@ -139,8 +139,8 @@ pub fn start_node(
         };
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
     });
-    let socket = std::net::UdpSocket::bind(listen)
-        .map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let socket =
+        crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
     let friends_path = friends_file::path_for(&settings.node.key_file);
     let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
     let remembered = if accept_requests {

@@ -200,6 +200,13 @@ impl Settings {
             }
         }
         settings.check_listen_ports(&reader)?;
+        if settings.node.friend_timeout <= settings.node.keepalive {
+            return Err(reader.error(
+                "node",
+                "friend_timeout",
+                "friend_timeout must be longer than keepalive".into(),
+            ));
+        }
         settings
             .kcp
             .validate()
@@ -239,13 +246,6 @@ impl Settings {
                 })?;
             }
             _ => return Ok(false),
-        }
-        if self.node.friend_timeout <= self.node.keepalive {
-            return Err(r.error(
-                "node",
-                key,
-                "friend_timeout must be longer than keepalive".into(),
-            ));
         }
         Ok(true)
     }

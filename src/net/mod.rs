@@ -2,3 +2,4 @@
 
 pub mod event_loop;
 pub mod tcp;
+pub mod udp;

@@ -59,6 +59,8 @@ pub struct Friend {
     pub online: bool,
     pub last_recv: Instant,
     pub last_sent: Instant,
+    /// First data (not keepalive) sent since we last heard from the friend.
+    pub unanswered_since: Option<Instant>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -81,6 +83,7 @@ impl Friend {
             online: false,
             last_recv: now,
             last_sent: now,
+            unanswered_since: None,
             bytes_in: 0,
             bytes_out: 0,
         }

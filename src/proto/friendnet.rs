@@ -344,6 +344,7 @@ impl FriendNet {
             self.indices.remove(&dropped);
         }
         friend.last_recv = now;
+        friend.unanswered_since = None;
         self.mark_online(key, from);
         // Confirms the keys to the responder, which sends nothing until then.
         self.send(now, &key, &[]);
@@ -373,6 +374,7 @@ impl FriendNet {
             return;
         }
         friend.last_recv = now;
+        friend.unanswered_since = None;
         friend.bytes_in += ciphertext.len() as u64;
         if friend.addr != Some(from) {
             debug!(friend = %key.short(), %from, "friend moved to a new address");
@@ -520,6 +522,9 @@ impl FriendNet {
         }
         let rekey = session.needs_rekey();
         friend.last_sent = now;
+        if !payload.is_empty() && friend.unanswered_since.is_none() {
+            friend.unanswered_since = Some(now);
+        }
         friend.bytes_out += packet.len() as u64;
         self.transmits.push_back(Transmit {
             dst: addr,
@@ -545,7 +550,9 @@ impl FriendNet {
             }
             deadlines.push(friend.last_recv + self.config.friend_timeout);
             if friend.attempt.is_none() && friend.can_initiate() {
-                deadlines.push(friend.last_recv + self.suspect_after());
+                if let Some(since) = friend.unanswered_since {
+                    deadlines.push(since + self.suspect_after());
+                }
                 if let Some(current) = &friend.current {
                     deadlines.push(current.created + rekey_age(current));
                 }
@@ -557,8 +564,10 @@ impl FriendNet {
         deadlines.into_iter().min()
     }
 
-    /// Silence after which we re-handshake rather than wait for the timeout:
-    /// the friend sends at least a keepalive every `keepalive`.
+    /// Silence after sending data, after which we re-handshake rather than
+    /// wait for the timeout: a live friend acknowledges data at once. Idle
+    /// friends are never suspected, so differing keepalive settings on the
+    /// two sides cannot cause handshake storms.
     fn suspect_after(&self) -> Duration {
         self.config.keepalive + self.config.keepalive / 2
     }
@@ -617,7 +626,10 @@ impl FriendNet {
                 .current
                 .as_ref()
                 .is_some_and(|s| now >= s.created + rekey_age(s));
-            initiate = stale || now >= friend.last_recv + suspect;
+            let silent = friend
+                .unanswered_since
+                .is_some_and(|since| now >= since + suspect);
+            initiate = stale || silent;
         }
         if initiate && (friend.dial || friend.online) {
             self.start_initiation(now, key);

@@ -345,7 +345,7 @@ fn restart_is_detected_and_recovered() {
     run_for(
         &mut [&mut client, &mut restarted],
         now,
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         Duration::from_millis(250),
     );
     let offline = client

@@ -1,6 +1,7 @@
 //! Runs the real toxtun binary and watches its log.
 #![allow(dead_code)]
 
+pub mod lossy_relay;
 pub mod traffic;
 
 use std::io::{BufRead, BufReader};
@@ -152,4 +153,26 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Context switches so far of a process's thread with the given name: each
+/// time it slept and woke counts once.
+pub fn thread_wakeups(pid: u32, name: &str) -> u64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        return status
+            .lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+            })
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+            .sum();
+    }
+    panic!("no thread named {name} in process {pid}");
 }

@@ -86,6 +86,12 @@ pub struct Target {
 
 impl Target {
     pub fn start(reply_seed: u64, reply_len: usize) -> Target {
+        Self::start_with(reply_seed, reply_len, false)
+    }
+
+    /// With `after_eof`, the reply is sent only once the client has
+    /// half-closed: the half-close test.
+    pub fn start_with(reply_seed: u64, reply_len: usize, after_eof: bool) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, seen) = mpsc::channel();
@@ -95,6 +101,13 @@ impl Target {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let mut writer = stream.try_clone().unwrap();
+                    if after_eof {
+                        if let Ok((received, hash)) = drain(&mut stream) {
+                            let _ = send_pattern(&mut writer, reply_seed, reply_len);
+                            let _ = tx.send(Seen { received, hash });
+                        }
+                        return;
+                    }
                     let sender = std::thread::spawn(move || {
                         send_pattern(&mut writer, reply_seed, reply_len)
                     });

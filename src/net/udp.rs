@@ -1,0 +1,70 @@
+//! The UDP socket: bound, non-blocking, with buffers large enough to absorb
+//! a burst of full KCP windows (the default ~200 KiB holds ~150 datagrams).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+
+use tracing::debug;
+
+/// Asked for each direction; the kernel may grant less.
+const SOCKET_BUFFER: usize = 16 * 1024 * 1024;
+
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    for (force, plain, name) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, "receive"),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, "send"),
+    ] {
+        // The FORCE variant passes rmem_max/wmem_max when we have
+        // CAP_NET_ADMIN; otherwise the plain one is capped by them.
+        if set_int(&socket, force, SOCKET_BUFFER).is_err() {
+            let _ = set_int(&socket, plain, SOCKET_BUFFER);
+        }
+        debug!(
+            buffer = name,
+            bytes = get_int(&socket, plain).unwrap_or(0),
+            "UDP socket buffer"
+        );
+    }
+    Ok(socket)
+}
+
+fn set_int(socket: &UdpSocket, option: libc::c_int, value: usize) -> std::io::Result<()> {
+    let value = value as libc::c_int;
+    // SAFETY: a valid socket fd and a pointer to a live c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn get_int(socket: &UdpSocket, option: libc::c_int) -> std::io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket fd and pointers to a live c_int and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
