@@ -386,3 +386,17 @@ fn idle_connections_do_not_wake_the_event_loop() {
     assert!(per_second < 20.0, "{per_second:.1} wake-ups a second");
     drop(streams);
 }
+
+#[test]
+fn idle_connection_is_reset_after_the_idle_timeout() {
+    let target = Target::start_with(1, 0, true);
+    let idle = "[tunnel]\nidle_timeout = 400ms\n";
+    let pair = Pair::start(&[target.addr], idle, idle);
+    let took = closed_within(pair.tunnel("t0"));
+    // Checked every quarter of the timeout: closed between 1x and 1.25x,
+    // plus the open itself.
+    assert!(took >= Duration::from_millis(400), "closed after {took:?}");
+    assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    pair.client.wait_for(&["tunnel closed", "idle for"], WAIT);
+    pair.server.wait_for(&["tunnel closed", "idle for"], WAIT);
+}

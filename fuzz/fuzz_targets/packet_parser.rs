@@ -1,8 +1,9 @@
-//! Every outer packet and record parser on arbitrary bytes: no panic, and a
-//! parsed packet keeps its slices inside the input.
+//! Every wire parser on arbitrary bytes (outer packets, records, control
+//! messages): no panic, and a parsed packet keeps its slices inside the input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use toxtun::proto::control::Control;
 use toxtun::proto::record::Record;
 use toxtun::proto::wire::{self, Packet};
 
@@ -22,4 +23,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = Record::decode(data);
+    if let Some(message) = Control::decode(data) {
+        assert_eq!(Control::decode(&message.encode()), Some(message));
+    }
 });
