@@ -48,7 +48,35 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Server => serve(settings, Mode::Server),
         Command::Client => serve(settings, Mode::Client),
+        Command::Bootstrap => run_bootstrap(settings),
     }
+}
+
+fn run_bootstrap(settings: Settings) -> Result<(), String> {
+    let (identity, _) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+    println!("{}", identity.id());
+    let listen = settings
+        .node
+        .listen
+        .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT));
+    let socket = crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    info!(udp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
+    let core = crate::bootstrap::Bootstrap::new(crate::bootstrap::BootstrapConfig {
+        relay_rate: settings.bootstrap.relay_rate,
+        relay_burst: settings.bootstrap.relay_burst,
+        entry_ttl: settings.node.keepalive * 4,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = crate::bootstrap::driver::run(socket, core) => result.map_err(|e| e.to_string()),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

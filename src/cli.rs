@@ -33,6 +33,8 @@ pub enum Command {
     Client,
     /// Print this node's ID (one line), creating the identity if needed
     Id,
+    /// Run a bootstrap node: rendezvous and relay for others
+    Bootstrap,
 }
 
 /// The Go toxtun (and its users) spell the flag `-config`; clap only knows

@@ -27,7 +27,15 @@ pub struct Settings {
     pub client: Vec<TunnelSpec>,
     pub kcp: KcpSettings,
     pub tunnel: TunnelTimeouts,
+    pub bootstrap: BootstrapSettings,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapSettings {
+    /// Relayed bytes a second each node may send through us.
+    pub relay_rate: u64,
+    pub relay_burst: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +139,10 @@ impl Settings {
                 open_timeout: Duration::from_secs(15),
                 idle_timeout: Duration::from_secs(3600),
             },
+            bootstrap: BootstrapSettings {
+                relay_rate: 8 * 1024 * 1024,
+                relay_burst: 1024 * 1024,
+            },
             warnings: Vec::new(),
         }
     }
@@ -179,6 +191,7 @@ impl Settings {
                         .set(key, value)
                         .map_err(|e| reader.error(section_name, key, e))?,
                     "tunnel" => settings.tunnel_key(&reader, key, value)?,
+                    "bootstrap" => settings.bootstrap_key(&reader, key, value)?,
                     "" => {
                         settings
                             .warnings
@@ -283,6 +296,22 @@ impl Settings {
         match key {
             "open_timeout" => self.tunnel.open_timeout = parse_duration(value).map_err(err)?,
             "idle_timeout" => self.tunnel.idle_timeout = parse_duration(value).map_err(err)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn bootstrap_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let number = || {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| r.error("bootstrap", key, format!("'{value}' is not a positive number of bytes")))
+        };
+        match key {
+            "relay_rate" => self.bootstrap.relay_rate = number()?,
+            "relay_burst" => self.bootstrap.relay_burst = number()?,
             _ => return Ok(false),
         }
         Ok(true)

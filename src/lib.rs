@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod app;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod friends_file;

@@ -8,6 +8,7 @@ pub mod handshake;
 pub mod link;
 pub mod node;
 pub mod record;
+pub mod rendezvous;
 pub mod replay;
 pub mod session;
 pub mod wire;
