@@ -53,13 +53,15 @@ pub fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn run_bootstrap(settings: Settings) -> Result<(), String> {
-    let (identity, _) = Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+    let (identity, _) =
+        Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     println!("{}", identity.id());
     let listen = settings
         .node
         .listen
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT));
-    let socket = crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let socket =
+        crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     info!(udp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
     let core = crate::bootstrap::Bootstrap::new(crate::bootstrap::BootstrapConfig {
@@ -92,9 +94,6 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
     println!("{}", identity.id());
-    if !settings.node.bootstrap.is_empty() {
-        warn!("bootstrap nodes are not supported yet; only [peers] addresses are used");
-    }
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
     let node = start_node(
@@ -178,12 +177,12 @@ pub fn start_node(
     };
     if mode == Mode::Client {
         for spec in &settings.client {
-            if !settings
+            let known = settings
                 .peers
                 .iter()
-                .any(|p| p.peer.key() == spec.server.key)
-            {
-                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers]");
+                .any(|p| p.peer.key() == spec.server.key);
+            if !known && settings.node.bootstrap.is_empty() {
+                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node");
             }
         }
     }
@@ -219,6 +218,12 @@ fn build_node(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut net = FriendNet::new(identity, config, now, unix_now, rand::random());
+    for (host_port, id) in &settings.node.bootstrap {
+        match crate::config::resolve(&host_port.to_string()) {
+            Ok(addr) => net.add_bootstrap(now, addr, *id),
+            Err(e) => warn!("bootstrap node {host_port}: {e}; skipped"),
+        }
+    }
     let hint_for = |key| {
         settings
             .peers

@@ -303,11 +303,13 @@ impl Settings {
 
     fn bootstrap_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
         let number = || {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| r.error("bootstrap", key, format!("'{value}' is not a positive number of bytes")))
+            value.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                r.error(
+                    "bootstrap",
+                    key,
+                    format!("'{value}' is not a positive number of bytes"),
+                )
+            })
         };
         match key {
             "relay_rate" => self.bootstrap.relay_rate = number()?,

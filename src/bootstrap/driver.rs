@@ -8,7 +8,10 @@ use tracing::debug;
 use super::Bootstrap;
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub async fn run(socket: std::net::UdpSocket, mut core: Bootstrap) -> std::io::Result<()> {

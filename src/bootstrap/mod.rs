@@ -67,7 +67,10 @@ impl Bootstrap {
     }
 
     pub fn stats(&self) -> BootstrapStats {
-        BootstrapStats { nodes: self.nodes.len(), ..self.stats.clone() }
+        BootstrapStats {
+            nodes: self.nodes.len(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -75,13 +78,20 @@ impl Bootstrap {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.nodes.values().map(|e| e.last_seen + self.config.entry_ttl).min()
+        self.nodes
+            .values()
+            .map(|e| e.last_seen + self.config.entry_ttl)
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let ttl = self.config.entry_ttl;
-        let expired: Vec<PublicKey> =
-            self.nodes.iter().filter(|(_, e)| now >= e.last_seen + ttl).map(|(k, _)| *k).collect();
+        let expired: Vec<PublicKey> = self
+            .nodes
+            .iter()
+            .filter(|(_, e)| now >= e.last_seen + ttl)
+            .map(|(k, _)| *k)
+            .collect();
         for key in expired {
             if let Some(entry) = self.nodes.remove(&key) {
                 self.by_addr.remove(&entry.addr);
@@ -93,15 +103,21 @@ impl Bootstrap {
     /// `unix_now` (seconds) checks record expiry; the core reads no clock.
     pub fn handle_datagram(&mut self, now: Instant, unix_now: u64, from: SocketAddr, bytes: &[u8]) {
         match rendezvous::parse(bytes) {
-            Some(Rendezvous::Announce { nonce, record }) => self.on_announce(now, unix_now, from, nonce, record),
+            Some(Rendezvous::Announce { nonce, record }) => {
+                self.on_announce(now, unix_now, from, nonce, record)
+            }
             Some(Rendezvous::Lookup { nonce, key }) => {
                 let reply = match self.nodes.get(&key) {
-                    Some(entry) => rendezvous::lookup_reply(&nonce, Some((&entry.addr, &entry.record))),
+                    Some(entry) => {
+                        rendezvous::lookup_reply(&nonce, Some((&entry.addr, &entry.record)))
+                    }
                     None => rendezvous::lookup_reply(&nonce, None),
                 };
                 self.reply(from, reply, bytes.len());
             }
-            Some(Rendezvous::Connect { target, sender }) => self.on_connect(now, from, target, sender),
+            Some(Rendezvous::Connect { target, sender }) => {
+                self.on_connect(now, from, target, sender)
+            }
             Some(Rendezvous::Relay { target, inner }) => self.on_relay(now, from, target, inner),
             _ => {}
         }
@@ -115,11 +131,20 @@ impl Bootstrap {
         }
     }
 
-    fn on_announce(&mut self, now: Instant, unix_now: u64, from: SocketAddr, nonce: [u8; 8], bytes: &[u8]) {
+    fn on_announce(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        from: SocketAddr,
+        nonce: [u8; 8],
+        bytes: &[u8],
+    ) {
         if bytes.len() > MAX_RECORD {
             return;
         }
-        let Some(record) = Record::decode(bytes) else { return };
+        let Some(record) = Record::decode(bytes) else {
+            return;
+        };
         if record.expiry <= unix_now {
             return;
         }
@@ -141,7 +166,13 @@ impl Bootstrap {
             let bucket = TokenBucket::new(self.config.relay_rate, self.config.relay_burst, now);
             self.nodes.insert(
                 key,
-                Entry { addr: from, record: bytes.to_vec(), sequence: record.sequence, last_seen: now, bucket },
+                Entry {
+                    addr: from,
+                    record: bytes.to_vec(),
+                    sequence: record.sequence,
+                    last_seen: now,
+                    bucket,
+                },
             );
         }
         if let Some(old) = self.by_addr.insert(from, key) {
@@ -155,7 +186,12 @@ impl Bootstrap {
 
     /// The sender of a CONNECT or RELAY must be a node registered at the
     /// address the packet came from: a spoofed source gets nothing sent on.
-    fn registered_sender(&mut self, now: Instant, from: SocketAddr, cost: u64) -> Option<PublicKey> {
+    fn registered_sender(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        cost: u64,
+    ) -> Option<PublicKey> {
         let key = *self.by_addr.get(&from)?;
         let entry = self.nodes.get_mut(&key)?;
         if entry.bucket.take(now, cost) {
@@ -170,21 +206,31 @@ impl Bootstrap {
         if self.registered_sender(now, from, rendezvous::CONNECT_LEN as u64) != Some(sender) {
             return;
         }
-        let Some(entry) = self.nodes.get(&target) else { return };
+        let Some(entry) = self.nodes.get(&target) else {
+            return;
+        };
         debug!(from = %sender.short(), to = %target.short(), "passing connect request");
         let payload = rendezvous::connect_notify(&sender, &from);
-        self.transmits.push_back(Transmit { dst: entry.addr, payload });
+        self.transmits.push_back(Transmit {
+            dst: entry.addr,
+            payload,
+        });
     }
 
     fn on_relay(&mut self, now: Instant, from: SocketAddr, target: PublicKey, inner: &[u8]) {
         if !self.nodes.contains_key(&target) {
             return;
         }
-        let Some(sender) = self.registered_sender(now, from, inner.len() as u64) else { return };
+        let Some(sender) = self.registered_sender(now, from, inner.len() as u64) else {
+            return;
+        };
         let dst = self.nodes[&target].addr;
         self.stats.relayed_packets += 1;
         self.stats.relayed_bytes += inner.len() as u64;
-        self.transmits.push_back(Transmit { dst, payload: rendezvous::relay(rendezvous::RELAYED, &sender, inner) });
+        self.transmits.push_back(Transmit {
+            dst,
+            payload: rendezvous::relay(rendezvous::RELAYED, &sender, inner),
+        });
     }
 }
 

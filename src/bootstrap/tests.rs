@@ -36,7 +36,10 @@ fn registered(core: &mut Bootstrap, now: Instant, port: u16) -> Identity {
     assert_eq!(acks.len(), 1);
     assert_eq!(
         rendezvous::parse(&acks[0].payload),
-        Some(Rendezvous::AnnounceAck { nonce: [9; 8], observed: addr(port) })
+        Some(Rendezvous::AnnounceAck {
+            nonce: [9; 8],
+            observed: addr(port)
+        })
     );
     identity
 }
@@ -46,19 +49,38 @@ fn announce_then_lookup_returns_record_and_observed_address() {
     let now = Instant::now();
     let mut core = core();
     let node = registered(&mut core, now, 1000);
-    core.handle_datagram(now, UNIX_NOW, addr(2000), &rendezvous::lookup(&[1; 8], &node.public_key()));
+    core.handle_datagram(
+        now,
+        UNIX_NOW,
+        addr(2000),
+        &rendezvous::lookup(&[1; 8], &node.public_key()),
+    );
     let reply = drain(&mut core).pop().unwrap();
     assert_eq!(reply.dst, addr(2000));
     match rendezvous::parse(&reply.payload) {
-        Some(Rendezvous::LookupReply { nonce: [1, ..], found: Some((at, record)) }) => {
+        Some(Rendezvous::LookupReply {
+            nonce: [1, ..],
+            found: Some((at, record)),
+        }) => {
             assert_eq!(at, addr(1000));
             assert_eq!(Record::decode(record).unwrap().identity, node.public_key());
         }
         other => panic!("{other:?}"),
     }
-    core.handle_datagram(now, UNIX_NOW, addr(2000), &rendezvous::lookup(&[2; 8], &PublicKey([7; 32])));
+    core.handle_datagram(
+        now,
+        UNIX_NOW,
+        addr(2000),
+        &rendezvous::lookup(&[2; 8], &PublicKey([7; 32])),
+    );
     let reply = drain(&mut core).pop().unwrap();
-    assert_eq!(rendezvous::parse(&reply.payload), Some(Rendezvous::LookupReply { nonce: [2; 8], found: None }));
+    assert_eq!(
+        rendezvous::parse(&reply.payload),
+        Some(Rendezvous::LookupReply {
+            nonce: [2; 8],
+            found: None
+        })
+    );
 }
 
 #[test]
@@ -71,7 +93,12 @@ fn stale_or_expired_announcements_are_ignored() {
     core.handle_datagram(now, UNIX_NOW, addr(2), &announce_packet(&node, 4));
     assert!(drain(&mut core).is_empty(), "older sequence accepted");
     let expired = Record::new(&node, 9, UNIX_NOW - 1, Vec::new()).encode(&node);
-    core.handle_datagram(now, UNIX_NOW, addr(3), &rendezvous::announce(&[0; 8], &expired));
+    core.handle_datagram(
+        now,
+        UNIX_NOW,
+        addr(3),
+        &rendezvous::announce(&[0; 8], &expired),
+    );
     assert!(drain(&mut core).is_empty(), "expired record accepted");
     core.handle_timeout(now + Duration::from_secs(61));
     assert_eq!(core.stats().nodes, 0);
@@ -83,15 +110,28 @@ fn connect_is_passed_only_for_a_registered_sender() {
     let mut core = core();
     let a = registered(&mut core, now, 1);
     let b = registered(&mut core, now, 2);
-    core.handle_datagram(now, UNIX_NOW, addr(1), &rendezvous::connect(&b.public_key(), &a.public_key()));
+    core.handle_datagram(
+        now,
+        UNIX_NOW,
+        addr(1),
+        &rendezvous::connect(&b.public_key(), &a.public_key()),
+    );
     let notify = drain(&mut core).pop().unwrap();
     assert_eq!(notify.dst, addr(2));
     assert_eq!(
         rendezvous::parse(&notify.payload),
-        Some(Rendezvous::ConnectNotify { sender: a.public_key(), observed: addr(1) })
+        Some(Rendezvous::ConnectNotify {
+            sender: a.public_key(),
+            observed: addr(1)
+        })
     );
     // Claiming to be A from elsewhere gets nothing passed on.
-    core.handle_datagram(now, UNIX_NOW, addr(3), &rendezvous::connect(&b.public_key(), &a.public_key()));
+    core.handle_datagram(
+        now,
+        UNIX_NOW,
+        addr(3),
+        &rendezvous::connect(&b.public_key(), &a.public_key()),
+    );
     assert!(drain(&mut core).is_empty());
 }
 
@@ -103,24 +143,51 @@ fn relay_forwards_between_registered_nodes_within_the_rate() {
     let b = registered(&mut core, now, 2);
     let inner = vec![0xAB; 1000];
     for _ in 0..100 {
-        core.handle_datagram(now, UNIX_NOW, addr(1), &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner));
+        core.handle_datagram(
+            now,
+            UNIX_NOW,
+            addr(1),
+            &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner),
+        );
     }
     let out = drain(&mut core);
-    assert_eq!(out.len(), 20, "burst of 20000 bytes allows 20 packets of 1000");
+    assert_eq!(
+        out.len(),
+        20,
+        "burst of 20000 bytes allows 20 packets of 1000"
+    );
     assert!(out.iter().all(|t| t.dst == addr(2)));
     assert_eq!(
         rendezvous::parse(&out[0].payload),
-        Some(Rendezvous::Relayed { sender: a.public_key(), inner: &inner[..] })
+        Some(Rendezvous::Relayed {
+            sender: a.public_key(),
+            inner: &inner[..]
+        })
     );
     assert_eq!(core.stats().limited_packets, 80);
     let later = now + Duration::from_secs(1);
     for _ in 0..100 {
-        core.handle_datagram(later, UNIX_NOW, addr(1), &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner));
+        core.handle_datagram(
+            later,
+            UNIX_NOW,
+            addr(1),
+            &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner),
+        );
     }
     assert_eq!(drain(&mut core).len(), 10, "10000 bytes a second");
     // Unregistered senders and unknown targets get nothing relayed.
-    core.handle_datagram(later, UNIX_NOW, addr(9), &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner));
-    core.handle_datagram(later, UNIX_NOW, addr(2), &rendezvous::relay(rendezvous::RELAY, &PublicKey([5; 32]), &inner));
+    core.handle_datagram(
+        later,
+        UNIX_NOW,
+        addr(9),
+        &rendezvous::relay(rendezvous::RELAY, &b.public_key(), &inner),
+    );
+    core.handle_datagram(
+        later,
+        UNIX_NOW,
+        addr(2),
+        &rendezvous::relay(rendezvous::RELAY, &PublicKey([5; 32]), &inner),
+    );
     assert!(drain(&mut core).is_empty());
 }
 
@@ -151,7 +218,12 @@ fn no_answer_to_an_unauthenticated_source_is_larger_than_its_question() {
         core.handle_datagram(now, UNIX_NOW, stranger, question);
         for reply in drain(&mut core) {
             assert_eq!(reply.dst, stranger);
-            assert!(reply.payload.len() <= question.len(), "{} bytes answered {}", reply.payload.len(), question.len());
+            assert!(
+                reply.payload.len() <= question.len(),
+                "{} bytes answered {}",
+                reply.payload.len(),
+                question.len()
+            );
             answered += 1;
         }
     }

@@ -11,7 +11,12 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate: u64, burst: u64, now: Instant) -> Self {
-        TokenBucket { rate: rate as f64, burst: burst as f64, tokens: burst as f64, last: now }
+        TokenBucket {
+            rate: rate as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: now,
+        }
     }
 
     pub fn take(&mut self, now: Instant, cost: u64) -> bool {

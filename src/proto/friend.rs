@@ -12,6 +12,8 @@ use crate::id::ToxId;
 pub enum Attempt {
     /// Asked for the friend's record to learn its Noise key.
     Hello { nonce: [u8; 16], sent: Instant },
+    /// Asked a bootstrap node where the friend is.
+    Lookup { sent: Instant },
     /// Sent handshake message 1 under `local_index`.
     Initiation {
         local_index: u32,
@@ -23,7 +25,9 @@ pub enum Attempt {
 impl Attempt {
     pub fn sent(&self) -> Instant {
         match self {
-            Attempt::Hello { sent, .. } | Attempt::Initiation { sent, .. } => *sent,
+            Attempt::Hello { sent, .. }
+            | Attempt::Lookup { sent }
+            | Attempt::Initiation { sent, .. } => *sent,
         }
     }
 }
@@ -40,8 +44,19 @@ pub struct Friend {
     /// Known when config gave the whole ID: lets us ask for its record.
     pub id: Option<ToxId>,
     pub noise_key: Option<[u8; 32]>,
-    /// Last authenticated source, or the configured hint before that.
+    /// Direct address: last authenticated direct source, else what a
+    /// bootstrap node saw, else the configured hint.
     pub addr: Option<SocketAddr>,
+    /// The `[peers]` address, kept across outages.
+    pub hint: Option<SocketAddr>,
+    /// Bootstrap node that relays to this friend.
+    pub relay: Option<SocketAddr>,
+    /// Last time a probe round trip (or any packet while direct) proved the
+    /// direct path works both ways.
+    pub direct_confirmed: Option<Instant>,
+    /// Direct probes sent since the path was last confirmed.
+    pub probes: u32,
+    pub next_probe: Option<Instant>,
     /// We connect to it ourselves (a tunnel server, or a peer with a hint),
     /// rather than only waiting to be contacted.
     pub dial: bool,
@@ -71,6 +86,11 @@ impl Friend {
             id: None,
             noise_key: None,
             addr: None,
+            hint: None,
+            relay: None,
+            direct_confirmed: None,
+            probes: 0,
+            next_probe: None,
             dial: false,
             current: None,
             previous: None,
@@ -131,6 +151,7 @@ impl Friend {
     }
 
     pub fn can_initiate(&self) -> bool {
-        self.addr.is_some() && (self.noise_key.is_some() || self.id.is_some())
+        (self.addr.is_some() || self.relay.is_some())
+            && (self.noise_key.is_some() || self.id.is_some())
     }
 }

@@ -10,12 +10,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
 
+use super::discovery::Discovery;
 use super::friend::{Attempt, Friend, Slot};
 use super::handshake::{self, InitPayload};
 use super::record::Record;
+use super::rendezvous::{self, Rendezvous};
+use super::route::Route;
 use super::session::Session;
 use super::wire::{self, Packet};
-use crate::id::{PeerRef, PublicKey};
+use crate::id::{PeerRef, PublicKey, ToxId};
 use crate::identity::Identity;
 
 /// A session older than this is replaced by a fresh handshake.
@@ -27,6 +30,15 @@ const REJECT_AFTER: Duration = Duration::from_secs(180);
 const RESPONDER_REKEY_GRACE: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Direct probes are sent this often at first, then once a keepalive.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+const QUICK_PROBES: u32 = 20;
+/// Records we announce stay valid this long at a bootstrap node.
+const RECORD_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Frames that the friend network handles itself (KCP output is frame 1).
+const FRAME_PROBE: u8 = 2;
+const FRAME_PROBE_ACK: u8 = 3;
 
 #[derive(Debug, Clone)]
 pub struct FriendNetConfig {
@@ -79,6 +91,7 @@ pub struct FriendNet {
     events: VecDeque<Event>,
     rng: StdRng,
     scratch: Vec<u8>,
+    discovery: Discovery,
 }
 
 impl FriendNet {
@@ -105,7 +118,17 @@ impl FriendNet {
             events: VecDeque::new(),
             rng,
             scratch: Vec::with_capacity(2048),
+            discovery: Discovery::default(),
         }
+    }
+
+    /// A bootstrap node to announce to, look friends up at and relay through.
+    pub fn add_bootstrap(&mut self, now: Instant, addr: SocketAddr, id: ToxId) {
+        self.discovery.add(addr, id, now);
+    }
+
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
     }
 
     pub fn identity(&self) -> &Identity {
@@ -128,6 +151,9 @@ impl FriendNet {
         if let Some(id) = peer.id() {
             friend.id = Some(id);
         }
+        if hint.is_some() {
+            friend.hint = hint;
+        }
         if friend.addr.is_none() {
             friend.addr = hint;
         }
@@ -141,8 +167,11 @@ impl FriendNet {
         self.friends.get(friend).is_some_and(|f| f.online)
     }
 
+    /// We have an address for the friend, or a bootstrap node to ask.
     pub fn has_address(&self, key: &PublicKey) -> bool {
-        self.friends.get(key).is_some_and(|f| f.addr.is_some())
+        self.friends.get(key).is_some_and(|f| {
+            f.addr.is_some() || f.relay.is_some() || !self.discovery.nodes.is_empty()
+        })
     }
 
     pub fn is_friend(&self, key: &PublicKey) -> bool {
@@ -168,6 +197,15 @@ impl FriendNet {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let kind = bytes.first().copied().unwrap_or(0);
+        if (rendezvous::ANNOUNCE..=rendezvous::RELAYED).contains(&kind) {
+            self.on_rendezvous(now, from, bytes);
+        } else {
+            self.on_friend_packet(now, Route::Direct(from), bytes);
+        }
+    }
+
+    fn on_friend_packet(&mut self, now: Instant, from: Route, bytes: &[u8]) {
         match wire::parse(bytes) {
             None => trace!(%from, len = bytes.len(), "dropped malformed packet"),
             Some(Packet::Hello { nonce, asker, hash }) => self.on_hello(from, nonce, asker, hash),
@@ -207,7 +245,7 @@ impl FriendNet {
         }
     }
 
-    fn on_hello(&mut self, from: SocketAddr, nonce: [u8; 16], asker: [u8; 32], hash: [u8; 32]) {
+    fn on_hello(&mut self, from: Route, nonce: [u8; 16], asker: [u8; 32], hash: [u8; 32]) {
         if !handshake::hello_hash_valid(&self.identity.id(), &nonce, &asker, &hash) {
             trace!(%from, "dropped hello for another ID");
             return;
@@ -218,14 +256,11 @@ impl FriendNet {
         }
         let record = Record::new(&self.identity, 0, 0, Vec::new()).encode(&self.identity);
         if let Some(reply) = wire::hello_reply(&nonce, &record) {
-            self.transmits.push_back(Transmit {
-                dst: from,
-                payload: reply,
-            });
+            self.transmits.push_back(from.transmit(reply));
         }
     }
 
-    fn on_hello_reply(&mut self, now: Instant, from: SocketAddr, nonce: [u8; 16], record: &[u8]) {
+    fn on_hello_reply(&mut self, now: Instant, from: Route, nonce: [u8; 16], record: &[u8]) {
         let Some(key) = self.friends.iter().find_map(|(key, f)| match f.attempt {
             Some(Attempt::Hello { nonce: n, .. }) if n == nonce => Some(*key),
             _ => None,
@@ -244,7 +279,7 @@ impl FriendNet {
         self.start_initiation(now, key);
     }
 
-    fn on_initiation(&mut self, now: Instant, from: SocketAddr, sender: u32, noise: &[u8]) {
+    fn on_initiation(&mut self, now: Instant, from: Route, sender: u32, noise: &[u8]) {
         let Some(responding) = handshake::read_initiation(&self.identity, &self.config.psk, noise)
         else {
             debug!(%from, "dropped handshake that did not decrypt");
@@ -272,7 +307,7 @@ impl FriendNet {
         }
         friend.last_timestamp = Some(payload.timestamp);
         friend.noise_key = Some(responding.remote_noise);
-        friend.addr = Some(from);
+        note_route(friend, from, now, Evidence::Other);
         self.note_instance(&key, payload.instance);
         if payload.fresh && self.is_online(&key) {
             self.go_offline(&key, "friend reconnected without its tunnels".into());
@@ -297,20 +332,10 @@ impl FriendNet {
         let mac = handshake::mac1(&handshake::mac1_key(&responding.remote_noise), &packet);
         packet.extend_from_slice(&mac);
         debug!(friend = %key.short(), %from, "answered handshake");
-        self.transmits.push_back(Transmit {
-            dst: from,
-            payload: packet,
-        });
+        self.transmits.push_back(from.transmit(packet));
     }
 
-    fn on_response(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        sender: u32,
-        receiver: u32,
-        noise: &[u8],
-    ) {
+    fn on_response(&mut self, now: Instant, from: Route, sender: u32, receiver: u32, noise: &[u8]) {
         let Some(&key) = self.indices.get(&receiver) else {
             trace!(%from, "dropped response for an unknown index");
             return;
@@ -336,7 +361,7 @@ impl FriendNet {
             self.go_offline(&key, "friend lost its tunnels".into());
         }
         let friend = self.friends.get_mut(&key).expect("present");
-        friend.addr = Some(from);
+        note_route(friend, from, now, Evidence::Other);
         friend.backoff = FIRST_RETRY;
         friend.retry_at = None;
         if let Some(dropped) = friend.install(Session::new(receiver, sender, transport, now, true))
@@ -353,7 +378,7 @@ impl FriendNet {
     fn on_data(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Route,
         receiver: u32,
         counter: u64,
         ciphertext: &[u8],
@@ -376,10 +401,14 @@ impl FriendNet {
         friend.last_recv = now;
         friend.unanswered_since = None;
         friend.bytes_in += ciphertext.len() as u64;
-        if friend.addr != Some(from) {
-            debug!(friend = %key.short(), %from, "friend moved to a new address");
-            friend.addr = Some(from);
-        }
+        let frame = plain.first().copied();
+        let probe = matches!(frame, Some(FRAME_PROBE | FRAME_PROBE_ACK));
+        let evidence = match frame {
+            Some(FRAME_PROBE) => Evidence::Probe,
+            Some(FRAME_PROBE_ACK) => Evidence::ProbeAck,
+            _ => Evidence::Other,
+        };
+        note_route(friend, from, now, evidence);
         if slot == Slot::Next {
             let session = friend.next.take().expect("slot found");
             if let Some(dropped) = friend.install(session) {
@@ -387,7 +416,13 @@ impl FriendNet {
             }
         }
         self.mark_online(key, from);
-        if plain.is_empty() {
+        if frame == Some(FRAME_PROBE) {
+            if let Route::Direct(addr) = from {
+                // Answer on the path the probe came by: that proves it both ways.
+                self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE_ACK]);
+            }
+        }
+        if plain.is_empty() || probe {
             debug!(friend = %key.short(), "keepalive received");
             self.scratch = plain;
         } else {
@@ -408,11 +443,12 @@ impl FriendNet {
         }
     }
 
-    fn mark_online(&mut self, key: PublicKey, addr: SocketAddr) {
+    fn mark_online(&mut self, key: PublicKey, route: Route) {
+        let addr = route.socket_addr();
         let friend = self.friends.get_mut(&key).expect("present");
         if !friend.online && friend.current.is_some() {
             friend.online = true;
-            info!(friend = %key, %addr, "friend online");
+            info!(friend = %key, path = %route, "friend online");
             self.events.push_back(Event::Online { friend: key, addr });
         }
     }
@@ -426,8 +462,15 @@ impl FriendNet {
         friend.previous = None;
         friend.next = None;
         friend.attempt = None;
+        friend.direct_confirmed = None;
+        friend.next_probe = None;
         if friend.dial {
             friend.retry_at = Some(friend.last_recv.max(friend.last_sent));
+        }
+        // What a bootstrap node told us may be stale now; ask again.
+        if !self.discovery.nodes.is_empty() {
+            friend.addr = friend.hint;
+            friend.relay = None;
         }
         if friend.online {
             friend.online = false;
@@ -455,8 +498,11 @@ impl FriendNet {
 
     /// Sends HELLO if we only know the friend's ID, else handshake message 1.
     fn start_initiation(&mut self, now: Instant, key: PublicKey) {
+        let Some(addr) = self.route_to(now, &key) else {
+            self.start_lookup(now, key);
+            return;
+        };
         let friend = self.friends.get_mut(&key).expect("present");
-        let Some(addr) = friend.addr else { return };
         if let Some(Attempt::Initiation { local_index, .. }) = friend.attempt.take() {
             self.indices.remove(&local_index);
         }
@@ -469,10 +515,8 @@ impl FriendNet {
             let hash = handshake::hello_hash(&id, &nonce, &asker);
             friend.attempt = Some(Attempt::Hello { nonce, sent: now });
             debug!(friend = %key.short(), %addr, "asking for the friend's record");
-            self.transmits.push_back(Transmit {
-                dst: addr,
-                payload: wire::hello(&nonce, &asker, &hash),
-            });
+            self.transmits
+                .push_back(addr.transmit(wire::hello(&nonce, &asker, &hash)));
             return;
         };
         let nospam = friend.id.map(|id| id.nospam).unwrap_or_default();
@@ -501,19 +545,193 @@ impl FriendNet {
             sent: now,
         });
         debug!(friend = %key.short(), %addr, "sent handshake");
+        self.transmits.push_back(addr.transmit(packet));
+    }
+
+    /// Asks the nearest bootstrap node (a further one on each retry) where
+    /// the friend is.
+    fn start_lookup(&mut self, now: Instant, key: PublicKey) {
+        let nearest = self.discovery.nearest();
+        let friend = self.friends.get_mut(&key).expect("present");
+        if nearest.is_empty() {
+            return;
+        }
+        let tries = friend.backoff.as_millis().max(1).ilog2() as usize;
+        let via = nearest[tries % nearest.len()];
+        let mut nonce = [0u8; 8];
+        self.rng.fill_bytes(&mut nonce);
+        friend.attempt = Some(Attempt::Lookup { sent: now });
+        self.discovery.lookups.retain(|_, (k, _)| *k != key);
+        self.discovery.lookups.insert(nonce, (key, via));
+        debug!(friend = %key.short(), bootstrap = %via, "looking up friend");
         self.transmits.push_back(Transmit {
-            dst: addr,
-            payload: packet,
+            dst: via,
+            payload: rendezvous::lookup(&nonce, &key),
         });
+    }
+
+    /// Direct while the direct path is proven; else through a bootstrap
+    /// node's relay; else the only address we have.
+    fn route_to(&self, now: Instant, key: &PublicKey) -> Option<Route> {
+        let friend = self.friends.get(key)?;
+        let direct_fresh = friend
+            .direct_confirmed
+            .is_some_and(|at| now < at + self.direct_lifetime());
+        let relay = friend.relay.filter(|via| self.discovery.is_up_at(*via));
+        match (friend.addr, relay) {
+            (Some(addr), _) if direct_fresh => Some(Route::Direct(addr)),
+            (_, Some(via)) => Some(Route::Relay { via, peer: *key }),
+            (Some(addr), None) => Some(Route::Direct(addr)),
+            (None, None) => None,
+        }
+    }
+
+    /// Both sides send at least a keepalive this often on a working path.
+    fn direct_lifetime(&self) -> Duration {
+        self.config.keepalive * 2 + Duration::from_secs(1)
+    }
+
+    fn on_rendezvous(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if !self.discovery.nodes.iter().any(|n| n.addr == from) {
+            trace!(%from, "dropped bootstrap packet from a node we did not configure");
+            return;
+        }
+        match rendezvous::parse(bytes) {
+            Some(Rendezvous::Relayed { sender, inner }) => self.on_friend_packet(
+                now,
+                Route::Relay {
+                    via: from,
+                    peer: sender,
+                },
+                inner,
+            ),
+            Some(Rendezvous::AnnounceAck { nonce, observed }) => {
+                let Some(node) = self.discovery.node_mut(from) else {
+                    return;
+                };
+                if let Some((sent_nonce, sent)) = node.pending {
+                    if sent_nonce == nonce {
+                        node.rtt = Some(now.saturating_duration_since(sent));
+                        node.pending = None;
+                    }
+                }
+                node.last_ack = Some(now);
+                node.unanswered = 0;
+                if node.public_addr != Some(observed) {
+                    info!(bootstrap = %from, public = %observed, "bootstrap node sees us at");
+                    node.public_addr = Some(observed);
+                }
+            }
+            Some(Rendezvous::LookupReply { nonce, found }) => {
+                let Some((key, via)) = self.discovery.lookups.remove(&nonce) else {
+                    return;
+                };
+                let Some((observed, record)) = found else {
+                    debug!(friend = %key.short(), bootstrap = %from, "friend not known to bootstrap node");
+                    return;
+                };
+                let Some(record) = Record::decode(record).filter(|r| r.identity == key) else {
+                    return;
+                };
+                let Some(friend) = self.friends.get_mut(&key) else {
+                    return;
+                };
+                friend.noise_key = Some(record.noise_key);
+                friend.relay = Some(via);
+                if friend.direct_confirmed.is_none() {
+                    friend.addr = Some(observed);
+                }
+                friend.attempt = None;
+                info!(friend = %key.short(), public = %observed, bootstrap = %via, "found friend");
+                let me = self.identity.public_key();
+                self.transmits.push_back(Transmit {
+                    dst: via,
+                    payload: rendezvous::connect(&key, &me),
+                });
+                self.start_initiation(now, key);
+            }
+            Some(Rendezvous::ConnectNotify { sender, observed }) => {
+                let Some(friend) = self.friends.get_mut(&sender) else {
+                    return;
+                };
+                debug!(friend = %sender.short(), public = %observed, "friend wants a direct path");
+                friend.relay = Some(from);
+                if friend.direct_confirmed.is_none() {
+                    friend.addr = Some(observed);
+                    friend.probes = 0;
+                    friend.next_probe = Some(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn announce(&mut self, now: Instant) {
+        let unix = self.unix_time(now);
+        let keepalive = self.config.keepalive;
+        let record = Record::new(
+            &self.identity,
+            unix.as_millis() as u64,
+            (unix + RECORD_LIFETIME).as_secs(),
+            Vec::new(),
+        )
+        .encode(&self.identity);
+        for node in self
+            .discovery
+            .nodes
+            .iter_mut()
+            .filter(|n| n.next_announce <= now)
+        {
+            if node.pending.is_some() {
+                node.unanswered += 1;
+            }
+            let mut nonce = [0u8; 8];
+            self.rng.fill_bytes(&mut nonce);
+            node.pending = Some((nonce, now));
+            // Quicker while unanswered, so a returning node is noticed soon.
+            node.next_announce = now
+                + if node.unanswered > 0 {
+                    keepalive.min(Duration::from_secs(2))
+                } else {
+                    keepalive
+                };
+            self.transmits.push_back(Transmit {
+                dst: node.addr,
+                payload: rendezvous::announce(&nonce, &record),
+            });
+        }
+    }
+
+    /// Sends a direct probe to the friend's address while we relay, so the
+    /// path moves to direct once both NATs have let packets through.
+    fn probe(&mut self, now: Instant, key: PublicKey) {
+        let keepalive = self.config.keepalive;
+        let friend = self.friends.get_mut(&key).expect("present");
+        let Some(addr) = friend.addr else { return };
+        friend.probes += 1;
+        let wait = if friend.probes < QUICK_PROBES {
+            PROBE_EVERY
+        } else {
+            keepalive
+        };
+        friend.next_probe = Some(now + wait);
+        self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE]);
     }
 
     /// Encrypts `payload` to the friend on its current session; false if the
     /// friend has none (the caller's reliability layer will retry).
     pub fn send(&mut self, now: Instant, key: &PublicKey, payload: &[u8]) -> bool {
+        let Some(route) = self.route_to(now, key) else {
+            return false;
+        };
+        self.send_on(now, key, route, payload)
+    }
+
+    fn send_on(&mut self, now: Instant, key: &PublicKey, route: Route, payload: &[u8]) -> bool {
         let Some(friend) = self.friends.get_mut(key) else {
             return false;
         };
-        let (Some(session), Some(addr)) = (friend.current.as_mut(), friend.addr) else {
+        let Some(session) = friend.current.as_mut() else {
             return false;
         };
         let mut packet = Vec::with_capacity(wire::DATA_MIN_LEN + payload.len());
@@ -526,10 +744,7 @@ impl FriendNet {
             friend.unanswered_since = Some(now);
         }
         friend.bytes_out += packet.len() as u64;
-        self.transmits.push_back(Transmit {
-            dst: addr,
-            payload: packet,
-        });
+        self.transmits.push_back(route.transmit(packet));
         if rekey && friend.attempt.is_none() {
             self.start_initiation(now, *key);
         }
@@ -561,6 +776,16 @@ impl FriendNet {
         if let Some(current) = &friend.current {
             deadlines.push(current.created + REJECT_AFTER);
         }
+        if friend.online && friend.relay.is_some() && friend.addr.is_some() {
+            deadlines.push(match friend.next_probe {
+                Some(at) => at,
+                // Not probing: look again when the direct path would go stale
+                // (or at once, if it was never proven).
+                None => friend
+                    .direct_confirmed
+                    .map_or(friend.last_recv, |at| at + self.direct_lifetime()),
+            });
+        }
         deadlines.into_iter().min()
     }
 
@@ -576,10 +801,14 @@ impl FriendNet {
         self.friends
             .values()
             .filter_map(|f| self.friend_deadline(f))
+            .chain(self.discovery.next_deadline())
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.discovery.next_deadline().is_some_and(|t| t <= now) {
+            self.announce(now);
+        }
         let due: Vec<PublicKey> = self
             .friends
             .iter()
@@ -595,6 +824,7 @@ impl FriendNet {
         let timeout = self.config.friend_timeout;
         let keepalive = self.config.keepalive;
         let suspect = self.suspect_after();
+        let lifetime = self.direct_lifetime();
         let friend = self.friends.get_mut(&key).expect("present");
         if friend
             .current
@@ -630,9 +860,28 @@ impl FriendNet {
                 .unanswered_since
                 .is_some_and(|since| now >= since + suspect);
             initiate = stale || silent;
+            if silent && friend.relay.is_some() {
+                // The direct path may be what failed: fall back to the relay.
+                friend.direct_confirmed = None;
+            }
         }
         if initiate && (friend.dial || friend.online) {
             self.start_initiation(now, key);
+        }
+        let friend = self.friends.get_mut(&key).expect("present");
+        if friend.online && friend.relay.is_some() && friend.addr.is_some() {
+            let direct_fresh = friend
+                .direct_confirmed
+                .is_some_and(|at| now < at + lifetime);
+            if direct_fresh {
+                friend.next_probe = None;
+            } else if friend.next_probe.is_none() {
+                friend.probes = 0;
+                friend.next_probe = Some(now);
+            }
+            if friend.next_probe.is_some_and(|at| at <= now) {
+                self.probe(now, key);
+            }
         }
         let friend = self.friends.get_mut(&key).expect("present");
         if friend.online && now >= friend.last_sent + keepalive {
@@ -654,6 +903,40 @@ impl FriendNet {
             .filter(|(_, f)| f.online)
             .map(|(k, _)| *k)
             .collect()
+    }
+}
+
+/// What an authenticated packet says about the direct path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// The friend is probing: the path works towards us, maybe not back.
+    Probe,
+    /// Our probe arrived and its answer came back: it works both ways.
+    ProbeAck,
+    Other,
+}
+
+/// Learns from the path an authenticated packet took. Only authenticated
+/// packets get here, so nobody can steer our traffic by spoofing.
+fn note_route(friend: &mut Friend, route: Route, now: Instant, evidence: Evidence) {
+    match route {
+        Route::Direct(addr) => {
+            friend.addr = Some(addr);
+            let confirms = match evidence {
+                Evidence::ProbeAck => true,
+                Evidence::Probe => false,
+                // Without a relay there is no other path; with one, the
+                // friend sends other packets direct only once it has proof.
+                Evidence::Other => friend.relay.is_none() || friend.direct_confirmed.is_some(),
+            };
+            if confirms {
+                if friend.direct_confirmed.is_none() && friend.relay.is_some() {
+                    info!(%addr, "direct path to friend confirmed");
+                }
+                friend.direct_confirmed = Some(now);
+            }
+        }
+        Route::Relay { via, .. } => friend.relay = Some(via),
     }
 }
 

@@ -2,6 +2,7 @@
 //! datagrams, events and the next deadline come out.
 
 pub mod control;
+pub mod discovery;
 pub mod friend;
 pub mod friendnet;
 pub mod handshake;
@@ -10,6 +11,7 @@ pub mod node;
 pub mod record;
 pub mod rendezvous;
 pub mod replay;
+pub mod route;
 pub mod session;
 pub mod wire;
 

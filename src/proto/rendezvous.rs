@@ -22,14 +22,38 @@ const HEADER: usize = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rendezvous<'a> {
-    Announce { nonce: [u8; 8], record: &'a [u8] },
-    AnnounceAck { nonce: [u8; 8], observed: SocketAddr },
-    Lookup { nonce: [u8; 8], key: PublicKey },
-    LookupReply { nonce: [u8; 8], found: Option<(SocketAddr, &'a [u8])> },
-    Connect { target: PublicKey, sender: PublicKey },
-    ConnectNotify { sender: PublicKey, observed: SocketAddr },
-    Relay { target: PublicKey, inner: &'a [u8] },
-    Relayed { sender: PublicKey, inner: &'a [u8] },
+    Announce {
+        nonce: [u8; 8],
+        record: &'a [u8],
+    },
+    AnnounceAck {
+        nonce: [u8; 8],
+        observed: SocketAddr,
+    },
+    Lookup {
+        nonce: [u8; 8],
+        key: PublicKey,
+    },
+    LookupReply {
+        nonce: [u8; 8],
+        found: Option<(SocketAddr, &'a [u8])>,
+    },
+    Connect {
+        target: PublicKey,
+        sender: PublicKey,
+    },
+    ConnectNotify {
+        sender: PublicKey,
+        observed: SocketAddr,
+    },
+    Relay {
+        target: PublicKey,
+        inner: &'a [u8],
+    },
+    Relayed {
+        sender: PublicKey,
+        inner: &'a [u8],
+    },
 }
 
 pub fn encode_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
@@ -73,13 +97,22 @@ pub fn parse(bytes: &[u8]) -> Option<Rendezvous<'_>> {
     }
     let body = &bytes[HEADER..];
     match bytes[0] {
-        ANNOUNCE if body.len() > 8 => Some(Rendezvous::Announce { nonce: nonce(bytes)?, record: &body[8..] }),
+        ANNOUNCE if body.len() > 8 => Some(Rendezvous::Announce {
+            nonce: nonce(bytes)?,
+            record: &body[8..],
+        }),
         ANNOUNCE_ACK if body.len() == 8 + ADDR_LEN => Some(Rendezvous::AnnounceAck {
             nonce: nonce(bytes)?,
             observed: decode_addr(&body[8..])?,
         }),
-        LOOKUP if bytes.len() == LOOKUP_LEN => Some(Rendezvous::Lookup { nonce: nonce(bytes)?, key: key_at(body, 8)? }),
-        LOOKUP_REPLY if body.len() == 8 => Some(Rendezvous::LookupReply { nonce: nonce(bytes)?, found: None }),
+        LOOKUP if bytes.len() == LOOKUP_LEN => Some(Rendezvous::Lookup {
+            nonce: nonce(bytes)?,
+            key: key_at(body, 8)?,
+        }),
+        LOOKUP_REPLY if body.len() == 8 => Some(Rendezvous::LookupReply {
+            nonce: nonce(bytes)?,
+            found: None,
+        }),
         LOOKUP_REPLY if body.len() > 8 + ADDR_LEN => Some(Rendezvous::LookupReply {
             nonce: nonce(bytes)?,
             found: Some((decode_addr(&body[8..])?, &body[8 + ADDR_LEN..])),
@@ -92,8 +125,14 @@ pub fn parse(bytes: &[u8]) -> Option<Rendezvous<'_>> {
             sender: key_at(body, 0)?,
             observed: decode_addr(&body[32..])?,
         }),
-        RELAY if body.len() > 32 => Some(Rendezvous::Relay { target: key_at(body, 0)?, inner: &body[32..] }),
-        RELAYED if body.len() > 32 => Some(Rendezvous::Relayed { sender: key_at(body, 0)?, inner: &body[32..] }),
+        RELAY if body.len() > 32 => Some(Rendezvous::Relay {
+            target: key_at(body, 0)?,
+            inner: &body[32..],
+        }),
+        RELAYED if body.len() > 32 => Some(Rendezvous::Relayed {
+            sender: key_at(body, 0)?,
+            inner: &body[32..],
+        }),
         _ => None,
     }
 }
@@ -168,27 +207,88 @@ mod tests {
         let b = PublicKey([2; 32]);
         let v4: SocketAddr = "203.0.113.5:4000".parse().unwrap();
         let v6: SocketAddr = "[2001:db8::7]:9".parse().unwrap();
-        assert_eq!(parse(&announce(&[3; 8], b"rec")), Some(Rendezvous::Announce { nonce: [3; 8], record: b"rec" }));
-        assert_eq!(parse(&announce_ack(&[3; 8], &v6)), Some(Rendezvous::AnnounceAck { nonce: [3; 8], observed: v6 }));
-        assert_eq!(parse(&lookup(&[4; 8], &a)), Some(Rendezvous::Lookup { nonce: [4; 8], key: a }));
+        assert_eq!(
+            parse(&announce(&[3; 8], b"rec")),
+            Some(Rendezvous::Announce {
+                nonce: [3; 8],
+                record: b"rec"
+            })
+        );
+        assert_eq!(
+            parse(&announce_ack(&[3; 8], &v6)),
+            Some(Rendezvous::AnnounceAck {
+                nonce: [3; 8],
+                observed: v6
+            })
+        );
+        assert_eq!(
+            parse(&lookup(&[4; 8], &a)),
+            Some(Rendezvous::Lookup {
+                nonce: [4; 8],
+                key: a
+            })
+        );
         assert_eq!(
             parse(&lookup_reply(&[4; 8], Some((&v4, b"record")))),
-            Some(Rendezvous::LookupReply { nonce: [4; 8], found: Some((v4, &b"record"[..])) })
+            Some(Rendezvous::LookupReply {
+                nonce: [4; 8],
+                found: Some((v4, &b"record"[..]))
+            })
         );
-        assert_eq!(parse(&lookup_reply(&[4; 8], None)), Some(Rendezvous::LookupReply { nonce: [4; 8], found: None }));
-        assert_eq!(parse(&connect(&a, &b)), Some(Rendezvous::Connect { target: a, sender: b }));
-        assert_eq!(parse(&connect_notify(&b, &v4)), Some(Rendezvous::ConnectNotify { sender: b, observed: v4 }));
-        assert_eq!(parse(&relay(RELAY, &a, b"x")), Some(Rendezvous::Relay { target: a, inner: b"x" }));
-        assert_eq!(parse(&relay(RELAYED, &b, b"y")), Some(Rendezvous::Relayed { sender: b, inner: b"y" }));
+        assert_eq!(
+            parse(&lookup_reply(&[4; 8], None)),
+            Some(Rendezvous::LookupReply {
+                nonce: [4; 8],
+                found: None
+            })
+        );
+        assert_eq!(
+            parse(&connect(&a, &b)),
+            Some(Rendezvous::Connect {
+                target: a,
+                sender: b
+            })
+        );
+        assert_eq!(
+            parse(&connect_notify(&b, &v4)),
+            Some(Rendezvous::ConnectNotify {
+                sender: b,
+                observed: v4
+            })
+        );
+        assert_eq!(
+            parse(&relay(RELAY, &a, b"x")),
+            Some(Rendezvous::Relay {
+                target: a,
+                inner: b"x"
+            })
+        );
+        assert_eq!(
+            parse(&relay(RELAYED, &b, b"y")),
+            Some(Rendezvous::Relayed {
+                sender: b,
+                inner: b"y"
+            })
+        );
     }
 
     #[test]
     fn truncated_fixed_size_packets_are_rejected() {
         let a = PublicKey([1; 32]);
         let v4: SocketAddr = "203.0.113.5:4000".parse().unwrap();
-        for packet in [announce_ack(&[1; 8], &v4), lookup(&[1; 8], &a), connect(&a, &a), connect_notify(&a, &v4)] {
+        for packet in [
+            announce_ack(&[1; 8], &v4),
+            lookup(&[1; 8], &a),
+            connect(&a, &a),
+            connect_notify(&a, &v4),
+        ] {
             for len in 0..packet.len() {
-                assert_eq!(parse(&packet[..len]), None, "type {} cut to {len}", packet[0]);
+                assert_eq!(
+                    parse(&packet[..len]),
+                    None,
+                    "type {} cut to {len}",
+                    packet[0]
+                );
             }
         }
         let mut bad_family = announce_ack(&[1; 8], &v4);

@@ -1,0 +1,59 @@
+//! Friends that know only each other's IDs find each other through a
+//! bootstrap node, start on its relay and move to a direct path.
+
+mod common;
+
+use common::traffic::{exchange, pattern_hash, Seen, Target};
+use common::{write_config, Node, WAIT};
+
+const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn friends_found_by_id_alone_tunnel_and_go_direct() {
+    let target = Target::start(1, MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = Node::start(
+        "bootstrap",
+        &write_config(dir.path(), "bootstrap", FAST),
+        "bootstrap",
+    );
+    let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
+    let server = Node::start(
+        "server",
+        &write_config(dir.path(), "server", &format!("{FAST}{entry}")),
+        "server",
+    );
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "{FAST}{entry}[client]\nt0 = 127.0.0.1:0:{}:{}:{}\n",
+            target.addr.ip(),
+            target.addr.port(),
+            server.id
+        ),
+    );
+    let client = Node::start("client", &client_config, "client");
+    let line = client.wait_for(&["tunnel listening"], WAIT);
+    let at = line.find("local=").unwrap() + 6;
+    let tunnel = line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (received, hash) = exchange(tunnel, 2, MIB);
+    assert_eq!((received, hash), (MIB, pattern_hash(1, MIB)));
+    assert_eq!(
+        target.next_seen(WAIT),
+        Seen {
+            received: MIB,
+            hash: pattern_hash(2, MIB)
+        }
+    );
+    client.wait_for(&["found friend", &server.id[..8]], WAIT);
+    client.wait_for(&["friend online", "path=relay"], WAIT);
+    client.wait_for(&["direct path to friend confirmed"], WAIT);
+    server.wait_for(&["direct path to friend confirmed"], WAIT);
+}
