@@ -49,6 +49,18 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Server => serve(settings, Mode::Server),
         Command::Client => serve(settings, Mode::Client),
         Command::Bootstrap => run_bootstrap(settings),
+        Command::Status { json } => {
+            let path = crate::net::control::socket_path(&settings.node.key_file);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start runtime: {e}"))?;
+            print!(
+                "{}",
+                runtime.block_on(crate::net::control::query(&path, json))?
+            );
+            Ok(())
+        }
     }
 }
 
@@ -102,7 +114,10 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         Arc::new(identity),
         runtime.handle().clone(),
     )?;
+    let control_path = crate::net::control::socket_path(&settings.node.key_file);
     let result = runtime.block_on(async {
+        let control = crate::net::control::bind(&control_path).await?;
+        tokio::spawn(crate::net::control::serve(control, node.commands.clone()));
         if mode == Mode::Client {
             listen_tunnels(&settings, node.commands.clone()).await?;
         }
@@ -110,6 +125,7 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         Ok::<(), String>(())
     });
     info!("shutting down");
+    let _ = std::fs::remove_file(&control_path);
     let _ = node.commands.try_send(event_loop::Command::Shutdown);
     node.join();
     result

@@ -35,6 +35,12 @@ pub enum Command {
     Id,
     /// Run a bootstrap node: rendezvous and relay for others
     Bootstrap,
+    /// Ask the running node on this config for friends, paths, tunnels, counters
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The Go toxtun (and its users) spell the flag `-config`; clap only knows

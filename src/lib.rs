@@ -15,4 +15,5 @@ pub mod identity;
 pub mod kcp_mode;
 pub mod net;
 pub mod proto;
+pub mod status;
 pub mod tunnel_spec;

@@ -56,4 +56,37 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
     client.wait_for(&["friend online", "path=relay"], WAIT);
     client.wait_for(&["direct path to friend confirmed"], WAIT);
     server.wait_for(&["direct path to friend confirmed"], WAIT);
+
+    let status = status_json(&client_config);
+    assert_eq!(status["id"], client.id.as_str());
+    assert_eq!(status["bootstrap"][0]["up"], true);
+    assert!(status["bootstrap"][0]["rtt_ms"].as_f64().is_some());
+    let friend = &status["friends"][0];
+    assert_eq!(friend["key"], &server.id[..64]);
+    assert_eq!(friend["online"], true);
+    assert_eq!(friend["path"], "direct");
+    assert!(friend["bytes_in"].as_u64().unwrap() > MIB as u64);
+    let text = std::process::Command::new(common::binary())
+        .args(["-config"])
+        .arg(&client_config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("online direct"), "{text}");
+}
+
+fn status_json(config: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(common::binary())
+        .args(["-config"])
+        .arg(config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

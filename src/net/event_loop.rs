@@ -53,6 +53,10 @@ pub enum Command {
     WriterReady {
         conn: ConnId,
     },
+    /// From the control socket: a snapshot for `toxtun status`.
+    Status {
+        reply: tokio::sync::oneshot::Sender<crate::status::Status>,
+    },
 }
 
 pub struct LoopHandle {
@@ -251,6 +255,13 @@ impl EventLoop {
             Command::LocalEof { conn } => self.node.local_eof(now, conn),
             Command::LocalFailed { conn, reason } => self.node.local_reset(conn, reason),
             Command::WriterReady { conn } => self.drain_overflow(now, conn),
+            Command::Status { reply } => {
+                let udp = self
+                    .socket
+                    .local_addr()
+                    .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+                let _ = reply.send(self.node.status(now, udp));
+            }
         }
         true
     }

@@ -57,6 +57,9 @@ pub struct Friend {
     /// Direct probes sent since the path was last confirmed.
     pub probes: u32,
     pub next_probe: Option<Instant>,
+    pub last_probe_sent: Option<Instant>,
+    /// Measured by the handshake and by direct probes.
+    pub rtt: Option<Duration>,
     /// We connect to it ourselves (a tunnel server, or a peer with a hint),
     /// rather than only waiting to be contacted.
     pub dial: bool,
@@ -91,6 +94,8 @@ impl Friend {
             direct_confirmed: None,
             probes: 0,
             next_probe: None,
+            last_probe_sent: None,
+            rtt: None,
             dial: false,
             current: None,
             previous: None,

@@ -343,8 +343,13 @@ impl FriendNet {
         let friend = self.friends.get_mut(&key).expect("indexed friend exists");
         let state = match friend.attempt.take() {
             Some(Attempt::Initiation {
-                local_index, state, ..
-            }) if local_index == receiver => state,
+                local_index,
+                state,
+                sent,
+            }) if local_index == receiver => {
+                friend.rtt = Some(now.saturating_duration_since(sent));
+                state
+            }
             other => {
                 friend.attempt = other;
                 trace!(%from, "dropped response for a finished handshake");
@@ -408,6 +413,11 @@ impl FriendNet {
             Some(FRAME_PROBE_ACK) => Evidence::ProbeAck,
             _ => Evidence::Other,
         };
+        if evidence == Evidence::ProbeAck {
+            if let Some(sent) = friend.last_probe_sent {
+                friend.rtt = Some(now.saturating_duration_since(sent));
+            }
+        }
         note_route(friend, from, now, evidence);
         if slot == Slot::Next {
             let session = friend.next.take().expect("slot found");
@@ -709,6 +719,7 @@ impl FriendNet {
         let friend = self.friends.get_mut(&key).expect("present");
         let Some(addr) = friend.addr else { return };
         friend.probes += 1;
+        friend.last_probe_sent = Some(now);
         let wait = if friend.probes < QUICK_PROBES {
             PROBE_EVERY
         } else {
@@ -889,11 +900,42 @@ impl FriendNet {
         }
     }
 
-    /// Counts for `status`: (online, address, bytes in, bytes out).
-    pub fn friend_stats(&self) -> Vec<(PublicKey, bool, Option<SocketAddr>, u64, u64)> {
-        self.friends
+    /// Friends for `status`; the tunnel counts are the caller's to fill in.
+    pub fn friend_status(&self, now: Instant) -> Vec<(PublicKey, crate::status::FriendStatus)> {
+        let mut out: Vec<_> = self
+            .friends
             .iter()
-            .map(|(k, f)| (*k, f.online, f.addr, f.bytes_in, f.bytes_out))
+            .map(|(key, f)| {
+                let route = f.online.then(|| self.route_to(now, key)).flatten();
+                let status = crate::status::FriendStatus {
+                    key: key.to_string(),
+                    online: f.online,
+                    path: route
+                        .map(|r| if r.is_direct() { "direct" } else { "relayed" }.to_string()),
+                    address: route.map(|r| r.socket_addr().to_string()),
+                    rtt_ms: f.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    bytes_in: f.bytes_in,
+                    bytes_out: f.bytes_out,
+                    tunnels: 0,
+                };
+                (*key, status)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn bootstrap_status(&self) -> Vec<crate::status::BootstrapStatus> {
+        self.discovery
+            .nodes
+            .iter()
+            .map(|n| crate::status::BootstrapStatus {
+                address: n.addr.to_string(),
+                id: n.id.to_string(),
+                up: Discovery::is_up(n),
+                rtt_ms: n.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                public_address: n.public_addr.map(|a| a.to_string()),
+            })
             .collect()
     }
 

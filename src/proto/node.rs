@@ -122,6 +122,26 @@ impl Node {
         &mut self.net
     }
 
+    pub fn status(&self, now: Instant, udp: SocketAddr) -> crate::status::Status {
+        let friends = self
+            .net
+            .friend_status(now)
+            .into_iter()
+            .map(|(key, mut status)| {
+                status.tunnels = self.links.get(&key).map_or(0, |l| {
+                    l.channels.values().filter(|c| c.conn.is_some()).count()
+                });
+                status
+            })
+            .collect();
+        crate::status::Status {
+            id: self.net.identity().id().to_string(),
+            udp: udp.to_string(),
+            bootstrap: self.net.bootstrap_status(),
+            friends,
+        }
+    }
+
     fn ms(&self, now: Instant) -> u32 {
         now.saturating_duration_since(self.start).as_millis() as u32
     }

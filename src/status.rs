@@ -1,0 +1,75 @@
+//! What `toxtun status` shows: a snapshot the event loop takes of itself.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub udp: String,
+    pub bootstrap: Vec<BootstrapStatus>,
+    pub friends: Vec<FriendStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapStatus {
+    pub address: String,
+    pub id: String,
+    pub up: bool,
+    pub rtt_ms: Option<f64>,
+    pub public_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FriendStatus {
+    pub key: String,
+    pub online: bool,
+    /// "direct" or "relayed"; None while offline.
+    pub path: Option<String>,
+    /// The friend's address on a direct path, the relay's on a relayed one.
+    pub address: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub tunnels: usize,
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or("-".into(), |v| format!("{v:.1} ms"))
+}
+
+impl Status {
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "ID   {}", self.id);
+        let _ = writeln!(out, "UDP  {}", self.udp);
+        let _ = writeln!(out, "bootstrap nodes: {}", self.bootstrap.len());
+        for b in &self.bootstrap {
+            let _ = writeln!(
+                out,
+                "  {} {} rtt {} sees us at {}",
+                b.address,
+                if b.up { "up" } else { "down" },
+                ms(b.rtt_ms),
+                b.public_address.as_deref().unwrap_or("-"),
+            );
+        }
+        let _ = writeln!(out, "friends: {}", self.friends.len());
+        for f in &self.friends {
+            let _ = writeln!(
+                out,
+                "  {} {} {} {} rtt {} in {} B out {} B tunnels {}",
+                &f.key[..16],
+                if f.online { "online" } else { "offline" },
+                f.path.as_deref().unwrap_or("-"),
+                f.address.as_deref().unwrap_or("-"),
+                ms(f.rtt_ms),
+                f.bytes_in,
+                f.bytes_out,
+                f.tunnels,
+            );
+        }
+        out
+    }
+}
