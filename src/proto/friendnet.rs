@@ -921,7 +921,7 @@ impl FriendNet {
                 (*key, status)
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|(key, _)| *key);
         out
     }
 
