@@ -192,8 +192,19 @@ impl EventLoop {
 
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.node.poll_transmit() {
+            let default_ttl = match transmit.ttl {
+                Some(ttl) => self
+                    .socket
+                    .ttl()
+                    .ok()
+                    .filter(|_| self.socket.set_ttl(ttl).is_ok()),
+                None => None,
+            };
             if let Err(e) = self.socket.send_to(&transmit.payload, transmit.dst).await {
                 debug!(dst = %transmit.dst, error = %e, "send failed");
+            }
+            if let Some(ttl) = default_ttl {
+                let _ = self.socket.set_ttl(ttl);
             }
         }
     }

@@ -58,6 +58,11 @@ pub struct Friend {
     pub probes: u32,
     pub next_probe: Option<Instant>,
     pub last_probe_sent: Option<Instant>,
+    /// The friend says its NAT now has a mapping towards us, so a probe at
+    /// full TTL will pass it rather than spoil it.
+    pub peer_ready: bool,
+    /// When we last asked the friend, through a bootstrap node, to probe us.
+    pub last_connect_request: Option<Instant>,
     /// Measured by the handshake and by direct probes.
     pub rtt: Option<Duration>,
     /// We connect to it ourselves (a tunnel server, or a peer with a hint),
@@ -95,6 +100,8 @@ impl Friend {
             probes: 0,
             next_probe: None,
             last_probe_sent: None,
+            last_connect_request: None,
+            peer_ready: false,
             rtt: None,
             dial: false,
             current: None,

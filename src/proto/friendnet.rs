@@ -33,12 +33,20 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Direct probes are sent this often at first, then once a keepalive.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 const QUICK_PROBES: u32 = 20;
+/// Until the friend says its NAT has a mapping towards us, probes leave our
+/// NAT (opening its mapping towards the friend) but die before the friend's:
+/// a probe that reached a NAT before its own side had sent would make that
+/// NAT move its mapping to another port, and cone-to-cone punching would
+/// never meet (measured; doc/nat.md).
+const LOW_TTL: u32 = 2;
 /// Records we announce stay valid this long at a bootstrap node.
 const RECORD_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Frames that the friend network handles itself (KCP output is frame 1).
 const FRAME_PROBE: u8 = 2;
 const FRAME_PROBE_ACK: u8 = 3;
+/// Sent through the relay: "my NAT has a mapping towards you".
+const FRAME_PUNCH_READY: u8 = 4;
 
 #[derive(Debug, Clone)]
 pub struct FriendNetConfig {
@@ -55,6 +63,18 @@ pub struct FriendNetConfig {
 pub struct Transmit {
     pub dst: SocketAddr,
     pub payload: Vec<u8>,
+    /// Send with this IP TTL instead of the default (hole punching).
+    pub ttl: Option<u32>,
+}
+
+impl Transmit {
+    pub fn new(dst: SocketAddr, payload: Vec<u8>) -> Self {
+        Transmit {
+            dst,
+            payload,
+            ttl: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,12 +427,18 @@ impl FriendNet {
         friend.unanswered_since = None;
         friend.bytes_in += ciphertext.len() as u64;
         let frame = plain.first().copied();
-        let probe = matches!(frame, Some(FRAME_PROBE | FRAME_PROBE_ACK));
+        let probe = matches!(
+            frame,
+            Some(FRAME_PROBE | FRAME_PROBE_ACK | FRAME_PUNCH_READY)
+        );
         let evidence = match frame {
             Some(FRAME_PROBE) => Evidence::Probe,
             Some(FRAME_PROBE_ACK) => Evidence::ProbeAck,
             _ => Evidence::Other,
         };
+        if frame == Some(FRAME_PUNCH_READY) {
+            friend.peer_ready = true;
+        }
         if evidence == Evidence::ProbeAck {
             if let Some(sent) = friend.last_probe_sent {
                 friend.rtt = Some(now.saturating_duration_since(sent));
@@ -574,10 +600,8 @@ impl FriendNet {
         self.discovery.lookups.retain(|_, (k, _)| *k != key);
         self.discovery.lookups.insert(nonce, (key, via));
         debug!(friend = %key.short(), bootstrap = %via, "looking up friend");
-        self.transmits.push_back(Transmit {
-            dst: via,
-            payload: rendezvous::lookup(&nonce, &key),
-        });
+        self.transmits
+            .push_back(Transmit::new(via, rendezvous::lookup(&nonce, &key)));
     }
 
     /// Direct while the direct path is proven; else through a bootstrap
@@ -653,11 +677,11 @@ impl FriendNet {
                 }
                 friend.attempt = None;
                 info!(friend = %key.short(), public = %observed, bootstrap = %via, "found friend");
+                // Sent again once the session is up: a friend that knows us
+                // only by our handshake drops this one.
                 let me = self.identity.public_key();
-                self.transmits.push_back(Transmit {
-                    dst: via,
-                    payload: rendezvous::connect(&key, &me),
-                });
+                self.transmits
+                    .push_back(Transmit::new(via, rendezvous::connect(&key, &me)));
                 self.start_initiation(now, key);
             }
             Some(Rendezvous::ConnectNotify { sender, observed }) => {
@@ -666,9 +690,12 @@ impl FriendNet {
                 };
                 debug!(friend = %sender.short(), public = %observed, "friend wants a direct path");
                 friend.relay = Some(from);
-                if friend.direct_confirmed.is_none() {
+                // Only a new address restarts probing: the friend repeats its
+                // request while it probes, and each repeat must not reset ours.
+                if friend.direct_confirmed.is_none() && friend.addr != Some(observed) {
                     friend.addr = Some(observed);
                     friend.probes = 0;
+                    friend.peer_ready = false;
                     friend.next_probe = Some(now);
                 }
             }
@@ -705,10 +732,10 @@ impl FriendNet {
                 } else {
                     keepalive
                 };
-            self.transmits.push_back(Transmit {
-                dst: node.addr,
-                payload: rendezvous::announce(&nonce, &record),
-            });
+            self.transmits.push_back(Transmit::new(
+                node.addr,
+                rendezvous::announce(&nonce, &record),
+            ));
         }
     }
 
@@ -717,8 +744,12 @@ impl FriendNet {
     fn probe(&mut self, now: Instant, key: PublicKey) {
         let keepalive = self.config.keepalive;
         let friend = self.friends.get_mut(&key).expect("present");
-        let Some(addr) = friend.addr else { return };
         friend.probes += 1;
+        let Some(addr) = friend.addr else {
+            // Nothing to probe until the friend's connect request says where.
+            friend.next_probe = Some(now + keepalive);
+            return;
+        };
         friend.last_probe_sent = Some(now);
         let wait = if friend.probes < QUICK_PROBES {
             PROBE_EVERY
@@ -726,7 +757,23 @@ impl FriendNet {
             keepalive
         };
         friend.next_probe = Some(now + wait);
-        self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE]);
+        // The first probe of a round always opens our own mapping; after a
+        // round of silence from the friend we stop waiting for its word.
+        let low = friend.probes == 1 || (!friend.peer_ready && friend.probes < QUICK_PROBES);
+        let relay = friend.relay;
+        if self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE]) && low {
+            if let Some(sent) = self.transmits.back_mut() {
+                sent.ttl = Some(LOW_TTL);
+            }
+            if let Some(via) = relay {
+                self.send_on(
+                    now,
+                    &key,
+                    Route::Relay { via, peer: key },
+                    &[FRAME_PUNCH_READY],
+                );
+            }
+        }
     }
 
     /// Encrypts `payload` to the friend on its current session; false if the
@@ -787,7 +834,7 @@ impl FriendNet {
         if let Some(current) = &friend.current {
             deadlines.push(current.created + REJECT_AFTER);
         }
-        if friend.online && friend.relay.is_some() && friend.addr.is_some() {
+        if friend.online && friend.relay.is_some() {
             deadlines.push(match friend.next_probe {
                 Some(at) => at,
                 // Not probing: look again when the direct path would go stale
@@ -880,7 +927,7 @@ impl FriendNet {
             self.start_initiation(now, key);
         }
         let friend = self.friends.get_mut(&key).expect("present");
-        if friend.online && friend.relay.is_some() && friend.addr.is_some() {
+        if let (true, Some(via)) = (friend.online, friend.relay) {
             let direct_fresh = friend
                 .direct_confirmed
                 .is_some_and(|at| now < at + lifetime);
@@ -888,9 +935,21 @@ impl FriendNet {
                 friend.next_probe = None;
             } else if friend.next_probe.is_none() {
                 friend.probes = 0;
+                friend.peer_ready = false;
                 friend.next_probe = Some(now);
             }
             if friend.next_probe.is_some_and(|at| at <= now) {
+                let asked_lately = friend
+                    .last_connect_request
+                    .is_some_and(|at| now < at + PROBE_EVERY * QUICK_PROBES);
+                if !asked_lately {
+                    // Ask the friend to probe us too: it learns our public
+                    // address from the bootstrap node, as we learnt its.
+                    friend.last_connect_request = Some(now);
+                    let me = self.identity.public_key();
+                    let connect = rendezvous::connect(&key, &me);
+                    self.transmits.push_back(Transmit::new(via, connect));
+                }
                 self.probe(now, key);
             }
         }

@@ -24,11 +24,10 @@ impl Route {
 
     pub fn transmit(&self, payload: Vec<u8>) -> Transmit {
         match self {
-            Route::Direct(dst) => Transmit { dst: *dst, payload },
-            Route::Relay { via, peer } => Transmit {
-                dst: *via,
-                payload: rendezvous::relay(rendezvous::RELAY, peer, &payload),
-            },
+            Route::Direct(dst) => Transmit::new(*dst, payload),
+            Route::Relay { via, peer } => {
+                Transmit::new(*via, rendezvous::relay(rendezvous::RELAY, peer, &payload))
+            }
         }
     }
 

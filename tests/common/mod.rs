@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod lossy_relay;
+pub mod netns;
 pub mod traffic;
 
 use std::io::{BufRead, BufReader};
@@ -55,7 +56,20 @@ pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
 impl Node {
     /// Starts `toxtun -v -config CONFIG MODE` and waits for its ID line.
     pub fn start(name: &str, config: &Path, mode: &str) -> Node {
-        let mut child = Command::new(binary())
+        Self::start_in(None, name, config, mode)
+    }
+
+    /// Like `start`, inside network namespace `ns` when given.
+    pub fn start_in(ns: Option<&str>, name: &str, config: &Path, mode: &str) -> Node {
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .args(["-v", "-config"])
             .arg(config)
             .arg(mode)

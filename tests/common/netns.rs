@@ -1,0 +1,265 @@
+//! Simulated internet in network namespaces: a bootstrap host and a router
+//! in the middle, and two hosts each behind its own NAT (or none).
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NatKind {
+    /// A public address: routed, no translation, no filter.
+    None,
+    /// Linux MASQUERADE: keeps the source port, filters unsolicited inbound.
+    Cone,
+    /// MASQUERADE --random-fully: a new port for every destination.
+    Random,
+}
+
+impl NatKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NatKind::None => "none",
+            NatKind::Cone => "cone",
+            NatKind::Random => "random",
+        }
+    }
+}
+
+/// Whether namespace tests can run here. Under CI they must: a missing
+/// tool there is a failure, not a skip.
+pub fn can_run() -> Result<(), String> {
+    let ready = check_tools();
+    if let (Err(why), Ok(_)) = (&ready, std::env::var("CI")) {
+        panic!("namespace tests cannot run under CI: {why}");
+    }
+    ready
+}
+
+fn check_tools() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root".into());
+    }
+    for tool in ["ip", "iptables"] {
+        let found = Command::new(tool)
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(format!("{tool} not installed"));
+        }
+    }
+    Ok(())
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn in_ns(ns: &str, args: &[&str]) {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    run(&full);
+}
+
+pub struct World {
+    prefix: String,
+    pub bootstrap: String,
+    pub router: String,
+    pub nat_a: String,
+    pub nat_b: String,
+    pub host_a: String,
+    pub host_b: String,
+}
+
+pub const BOOTSTRAP_IP: &str = "10.0.0.2";
+pub const HOST_A_IP: &str = "192.168.1.2";
+pub const HOST_B_IP: &str = "192.168.2.2";
+
+impl World {
+    pub fn new(a: NatKind, b: NatKind) -> World {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let prefix = format!(
+            "t{}x{}",
+            std::process::id() % 100_000,
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let name = |s: &str| format!("{prefix}{s}");
+        let world = World {
+            bootstrap: name("bs"),
+            router: name("in"),
+            nat_a: name("na"),
+            nat_b: name("nb"),
+            host_a: name("ha"),
+            host_b: name("hb"),
+            prefix,
+        };
+        for ns in world.all() {
+            run(&["ip", "netns", "add", ns]);
+            in_ns(ns, &["ip", "link", "set", "lo", "up"]);
+        }
+        world.link(
+            &world.bootstrap,
+            "10.0.0.2/24",
+            &world.router,
+            "10.0.0.1/24",
+            "1",
+        );
+        world.link(
+            &world.router,
+            "10.1.0.1/24",
+            &world.nat_a,
+            "10.1.0.2/24",
+            "2",
+        );
+        world.link(
+            &world.router,
+            "10.2.0.1/24",
+            &world.nat_b,
+            "10.2.0.2/24",
+            "3",
+        );
+        world.link(
+            &world.nat_a,
+            "192.168.1.1/24",
+            &world.host_a,
+            "192.168.1.2/24",
+            "4",
+        );
+        world.link(
+            &world.nat_b,
+            "192.168.2.1/24",
+            &world.host_b,
+            "192.168.2.2/24",
+            "5",
+        );
+        in_ns(
+            &world.bootstrap,
+            &["ip", "route", "add", "default", "via", "10.0.0.1"],
+        );
+        in_ns(
+            &world.nat_a,
+            &["ip", "route", "add", "default", "via", "10.1.0.1"],
+        );
+        in_ns(
+            &world.nat_b,
+            &["ip", "route", "add", "default", "via", "10.2.0.1"],
+        );
+        in_ns(
+            &world.host_a,
+            &["ip", "route", "add", "default", "via", "192.168.1.1"],
+        );
+        in_ns(
+            &world.host_b,
+            &["ip", "route", "add", "default", "via", "192.168.2.1"],
+        );
+        for ns in [&world.router, &world.nat_a, &world.nat_b] {
+            in_ns(ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        }
+        world.nat(
+            &world.nat_a.clone(),
+            &format!("{}2b", world.prefix),
+            "192.168.1.0/24",
+            "10.1.0.2",
+            a,
+        );
+        world.nat(
+            &world.nat_b.clone(),
+            &format!("{}3b", world.prefix),
+            "192.168.2.0/24",
+            "10.2.0.2",
+            b,
+        );
+        world
+    }
+
+    fn all(&self) -> [&String; 6] {
+        [
+            &self.bootstrap,
+            &self.router,
+            &self.nat_a,
+            &self.nat_b,
+            &self.host_a,
+            &self.host_b,
+        ]
+    }
+
+    /// A veth pair between two namespaces, `{prefix}{tag}a` in `left`.
+    fn link(&self, left: &str, left_ip: &str, right: &str, right_ip: &str, tag: &str) {
+        let l = format!("{}{tag}a", self.prefix);
+        let r = format!("{}{tag}b", self.prefix);
+        run(&[
+            "ip", "link", "add", &l, "netns", left, "type", "veth", "peer", "name", &r, "netns",
+            right,
+        ]);
+        in_ns(left, &["ip", "addr", "add", left_ip, "dev", &l]);
+        in_ns(right, &["ip", "addr", "add", right_ip, "dev", &r]);
+        in_ns(left, &["ip", "link", "set", &l, "up"]);
+        in_ns(right, &["ip", "link", "set", &r, "up"]);
+    }
+
+    fn nat(&self, ns: &str, wan: &str, lan: &str, wan_ip: &str, kind: NatKind) {
+        match kind {
+            NatKind::None => in_ns(&self.router, &["ip", "route", "add", lan, "via", wan_ip]),
+            NatKind::Cone | NatKind::Random => {
+                let mut masquerade = vec![
+                    "iptables",
+                    "-t",
+                    "nat",
+                    "-A",
+                    "POSTROUTING",
+                    "-o",
+                    wan,
+                    "-j",
+                    "MASQUERADE",
+                ];
+                if kind == NatKind::Random {
+                    masquerade.push("--random-fully");
+                }
+                in_ns(ns, &masquerade);
+                let established = [
+                    "iptables",
+                    "-A",
+                    "FORWARD",
+                    "-i",
+                    wan,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "ESTABLISHED,RELATED",
+                    "-j",
+                    "ACCEPT",
+                ];
+                in_ns(ns, &established);
+                in_ns(ns, &["iptables", "-A", "FORWARD", "-i", wan, "-j", "DROP"]);
+            }
+        }
+    }
+
+    /// Runs `f` on a thread inside namespace `ns`; sockets it creates stay there.
+    pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap();
+            // SAFETY: a valid namespace fd; only this thread changes namespace.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}");
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for ns in self.all() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}

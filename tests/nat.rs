@@ -1,0 +1,146 @@
+//! Hosts behind NATs of each kind, a bootstrap node on a simulated internet
+//! with a router hop between the NATs. Needs root, iproute2 and iptables;
+//! reports and skips otherwise.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use common::netns::{can_run, NatKind, World, BOOTSTRAP_IP};
+use common::traffic::{exchange, pattern_hash, Target};
+use common::{write_config, Node, WAIT};
+
+const MIB: usize = 1024 * 1024;
+const BASE: &str = "listen = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
+
+/// The pairs doc/nat.md says go direct: a public side with any side, and
+/// cone with cone. Port-randomising NAT against a filtering NAT is relayed.
+fn goes_direct(a: NatKind, b: NatKind) -> bool {
+    a == NatKind::None || b == NatKind::None || (a == NatKind::Cone && b == NatKind::Cone)
+}
+
+fn status(ns: &str, config: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(common::binary())
+        .arg("-config")
+        .arg(config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn pair(server_nat: NatKind, client_nat: NatKind) {
+    let world = World::new(server_nat, client_nat);
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap_config = write_config(
+        dir.path(),
+        "bootstrap",
+        &format!("listen = {BOOTSTRAP_IP}:0\nkeepalive = 1s\n"),
+    );
+    let bootstrap = Node::start_in(
+        Some(&world.bootstrap),
+        "bootstrap",
+        &bootstrap_config,
+        "bootstrap",
+    );
+    let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
+
+    let target = World::within(&world.host_a, || Target::start(1, 8 * MIB));
+    let server_config = write_config(dir.path(), "server", &format!("{BASE}{entry}"));
+    let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
+    server.wait_for(&["bootstrap node sees us at"], WAIT);
+
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "{BASE}{entry}[client]\nt0 = 127.0.0.1:0:127.0.0.1:{}:{}\n",
+            target.addr.port(),
+            server.id
+        ),
+    );
+    let started = Instant::now();
+    let client = Node::start_in(Some(&world.host_b), "client", &client_config, "client");
+    let line = client.wait_for(&["tunnel listening"], WAIT);
+    let at = line.find("local=").unwrap() + 6;
+    let tunnel: SocketAddr = line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let first_byte = World::within(&world.host_b, move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(tunnel).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        stream.read_exact(&mut one).unwrap();
+        started.elapsed()
+    });
+    let (received, hash) = World::within(&world.host_b, move || exchange(tunnel, 2, 8 * MIB));
+    assert_eq!(
+        (received, hash),
+        (8 * MIB, pattern_hash(1, 8 * MIB)),
+        "{:?}-{:?}",
+        server_nat,
+        client_nat
+    );
+
+    let direct = goes_direct(server_nat, client_nat);
+    let to_direct = if direct {
+        client.wait_for(&["direct path to friend confirmed"], WAIT);
+        Some(started.elapsed())
+    } else {
+        None
+    };
+    let path = status(&world.host_b, &client_config)["friends"][0]["path"].clone();
+    let expected = if direct { "direct" } else { "relayed" };
+    assert_eq!(
+        path, expected,
+        "server {server_nat:?}, client {client_nat:?}"
+    );
+    eprintln!(
+        "server {:>6} client {:>6}: first byte {:>5} ms, direct after {}, path {expected}",
+        server_nat.name(),
+        client_nat.name(),
+        first_byte.as_millis(),
+        to_direct.map_or("-".to_string(), |d| format!("{} ms", d.as_millis())),
+    );
+    drop((client, server, bootstrap));
+    drop(world);
+}
+
+fn all_clients_against(server_nat: NatKind) {
+    if let Err(why) = can_run() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    for client_nat in [NatKind::None, NatKind::Cone, NatKind::Random] {
+        pair(server_nat, client_nat);
+    }
+}
+
+#[test]
+fn server_with_public_address() {
+    all_clients_against(NatKind::None);
+}
+
+#[test]
+fn server_behind_cone_nat() {
+    all_clients_against(NatKind::Cone);
+}
+
+#[test]
+fn server_behind_port_randomising_nat() {
+    all_clients_against(NatKind::Random);
+}
