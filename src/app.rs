@@ -75,19 +75,22 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
     let socket =
         crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    info!(udp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
+    let listener = std::net::TcpListener::bind(local)
+        .map_err(|e| format!("cannot listen on TCP {local}: {e}"))?;
+    info!(udp = %local, tcp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
     let core = crate::bootstrap::Bootstrap::new(crate::bootstrap::BootstrapConfig {
         relay_rate: settings.bootstrap.relay_rate,
         relay_burst: settings.bootstrap.relay_burst,
         entry_ttl: settings.node.keepalive * 4,
     });
+    let idle = settings.node.keepalive * 4;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
         tokio::select! {
-            result = crate::bootstrap::driver::run(socket, core) => result.map_err(|e| e.to_string()),
+            result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })

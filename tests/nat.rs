@@ -14,10 +14,16 @@ use common::{write_config, Node, WAIT};
 const MIB: usize = 1024 * 1024;
 const BASE: &str = "listen = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
 
-/// The pairs doc/nat.md says go direct: a public side with any side, and
-/// cone with cone. Port-randomising NAT against a filtering NAT is relayed.
+/// The pairs doc/nat.md says go direct: a public side with any side whose
+/// UDP gets out, and cone with cone. Port-randomising NAT against a
+/// filtering NAT is relayed; so is every pair with UDP blocked.
 fn goes_direct(a: NatKind, b: NatKind) -> bool {
-    a == NatKind::None || b == NatKind::None || (a == NatKind::Cone && b == NatKind::Cone)
+    use NatKind::*;
+    match (a, b) {
+        (UdpBlocked, _) | (_, UdpBlocked) => false,
+        (None, _) | (_, None) | (Cone, Cone) => true,
+        _ => false,
+    }
 }
 
 fn status(ns: &str, config: &std::path::Path) -> serde_json::Value {
@@ -125,7 +131,12 @@ fn all_clients_against(server_nat: NatKind) {
         eprintln!("skipped: {why}");
         return;
     }
-    for client_nat in [NatKind::None, NatKind::Cone, NatKind::Random] {
+    for client_nat in [
+        NatKind::None,
+        NatKind::Cone,
+        NatKind::Random,
+        NatKind::UdpBlocked,
+    ] {
         pair(server_nat, client_nat);
     }
 }
@@ -143,4 +154,9 @@ fn server_behind_cone_nat() {
 #[test]
 fn server_behind_port_randomising_nat() {
     all_clients_against(NatKind::Random);
+}
+
+#[test]
+fn server_with_udp_blocked() {
+    all_clients_against(NatKind::UdpBlocked);
 }

@@ -1,11 +1,17 @@
-//! Runs the bootstrap core on a UDP socket.
+//! Runs the bootstrap core on a UDP socket and, on the same port, a TCP
+//! listener whose connections carry the same datagrams framed (for nodes
+//! whose UDP is blocked). Answers go back the way the request came.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::net::UdpSocket;
-use tracing::debug;
+use tokio::net::{TcpListener, UdpSocket};
+use tracing::{debug, info, warn};
 
 use super::Bootstrap;
+use crate::net::stream_link::{Incoming, Links};
+
+/// Connections beyond this are refused, so TCP cannot exhaust descriptors.
+const MAX_TCP_LINKS: usize = 4096;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -14,11 +20,23 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn run(socket: std::net::UdpSocket, mut core: Bootstrap) -> std::io::Result<()> {
+/// `idle`: a TCP link silent this long is closed (nodes announce sooner).
+pub async fn run(
+    socket: std::net::UdpSocket,
+    listener: std::net::TcpListener,
+    mut core: Bootstrap,
+    idle: Duration,
+) -> std::io::Result<()> {
     let socket = UdpSocket::from_std(socket)?;
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    let mut links = Links::new(Some(idle));
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(transmit) = core.poll_transmit() {
+            if links.send(&transmit.dst, &transmit.payload) {
+                continue;
+            }
             if let Err(e) = socket.send_to(&transmit.payload, transmit.dst).await {
                 debug!(dst = %transmit.dst, error = %e, "send failed");
             }
@@ -36,6 +54,25 @@ pub async fn run(socket: std::net::UdpSocket, mut core: Bootstrap) -> std::io::R
                     core.handle_datagram(Instant::now(), unix_now(), from, &buf[..n]);
                 }
             }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) if links.count() < MAX_TCP_LINKS => {
+                    debug!(%peer, "TCP link opened");
+                    links.attach(peer, stream);
+                }
+                Ok((_, peer)) => warn!(%peer, limit = MAX_TCP_LINKS, "TCP link refused: too many"),
+                Err(e) => warn!(error = %e, "TCP accept failed"),
+            },
+            incoming = links.incoming.recv() => match incoming {
+                Some(Incoming::Frame(from, frame)) => {
+                    core.handle_datagram(Instant::now(), unix_now(), from, &frame);
+                }
+                Some(Incoming::Closed(peer, generation, reason)) => {
+                    if links.closed(peer, generation) {
+                        info!(%peer, %reason, "TCP link closed");
+                    }
+                }
+                None => return Ok(()),
+            },
             _ = sleep => core.handle_timeout(Instant::now()),
         }
     }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, info, warn};
 
+use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use crate::friends_file;
 use crate::id::PublicKey;
@@ -25,6 +26,9 @@ const MAX_DATAGRAM: usize = 65536;
 /// acknowledges a whole batch at once.
 const BATCH: usize = 64;
 const COMMAND_QUEUE: usize = 1024;
+/// A bootstrap node unreachable over UDP is tried over TCP this often.
+const TCP_LINK_RETRY: Duration = Duration::from_secs(5);
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum Command {
     Shutdown,
@@ -52,6 +56,11 @@ pub enum Command {
     },
     WriterReady {
         conn: ConnId,
+    },
+    /// The outcome of connecting to a bootstrap node over TCP.
+    BootstrapLink {
+        addr: SocketAddr,
+        result: Result<TcpStream, String>,
     },
     /// From the control socket: a snapshot for `toxtun status`.
     Status {
@@ -112,6 +121,8 @@ where
                     ctx,
                     conns: HashMap::new(),
                     next_conn: 1,
+                    links: Links::new(None),
+                    link_attempts: HashMap::new(),
                 }
                 .run()
                 .await
@@ -143,6 +154,9 @@ struct EventLoop {
     ctx: LoopContext,
     conns: HashMap<ConnId, Conn>,
     next_conn: ConnId,
+    /// TCP links to bootstrap nodes that do not answer over UDP.
+    links: Links,
+    link_attempts: HashMap<SocketAddr, Instant>,
 }
 
 impl EventLoop {
@@ -152,6 +166,7 @@ impl EventLoop {
             self.dispatch_events();
             self.node.flush(Instant::now());
             self.send_transmits().await;
+            self.open_tcp_links();
             let deadline = self.node.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -185,13 +200,54 @@ impl EventLoop {
                         }
                     }
                 }
+                incoming = self.links.incoming.recv() => match incoming {
+                    Some(Incoming::Frame(from, frame)) => {
+                        self.node.handle_datagram(Instant::now(), from, &frame);
+                    }
+                    Some(Incoming::Closed(addr, generation, reason)) => {
+                        if self.links.closed(addr, generation) {
+                            info!(bootstrap = %addr, %reason, "TCP link to bootstrap node closed");
+                        }
+                    }
+                    None => return,
+                },
                 _ = sleep => self.node.handle_timeout(Instant::now()),
             }
         }
     }
 
+    fn open_tcp_links(&mut self) {
+        let now = Instant::now();
+        let wanted: Vec<SocketAddr> = self.node.net().bootstraps_wanting_tcp().collect();
+        for addr in wanted {
+            let tried_lately = self
+                .link_attempts
+                .get(&addr)
+                .is_some_and(|at| now < *at + TCP_LINK_RETRY);
+            if self.links.contains(&addr) || tried_lately {
+                continue;
+            }
+            self.link_attempts.insert(addr, now);
+            debug!(bootstrap = %addr, "no answer over UDP; trying TCP");
+            let commands = self.commands.clone();
+            tokio::spawn(async move {
+                let result =
+                    match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+                    {
+                        Ok(Ok(stream)) => Ok(stream),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("timed out".to_string()),
+                    };
+                let _ = commands.send(Command::BootstrapLink { addr, result }).await;
+            });
+        }
+    }
+
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.node.poll_transmit() {
+            if self.links.send(&transmit.dst, &transmit.payload) {
+                continue;
+            }
             let default_ttl = match transmit.ttl {
                 Some(ttl) => self
                     .socket
@@ -266,6 +322,16 @@ impl EventLoop {
             Command::LocalEof { conn } => self.node.local_eof(now, conn),
             Command::LocalFailed { conn, reason } => self.node.local_reset(conn, reason),
             Command::WriterReady { conn } => self.drain_overflow(now, conn),
+            Command::BootstrapLink { addr, result } => match result {
+                Ok(stream) => {
+                    info!(bootstrap = %addr, "reaching bootstrap node over TCP");
+                    self.links.attach(addr, stream);
+                    self.node.net_mut().bootstrap_link_up(now, addr);
+                }
+                Err(reason) => {
+                    info!(bootstrap = %addr, %reason, "bootstrap node unreachable over TCP too")
+                }
+            },
             Command::Status { reply } => {
                 let udp = self
                     .socket

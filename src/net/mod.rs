@@ -1,6 +1,8 @@
-//! Drivers: the event-loop thread that owns the UDP socket and the core.
+//! Drivers: the event-loop thread that owns the UDP socket (and any TCP
+//! links to bootstrap nodes) and the core.
 
 pub mod control;
 pub mod event_loop;
+pub mod stream_link;
 pub mod tcp;
 pub mod udp;

@@ -31,6 +31,8 @@ pub struct Discovery {
 
 /// Unanswered announcements after which a bootstrap node counts as down.
 const DOWN_AFTER: u32 = 3;
+/// Unanswered announcements after which we also try it over TCP.
+const TCP_AFTER: u32 = 2;
 
 impl Discovery {
     pub fn add(&mut self, addr: SocketAddr, id: ToxId, now: Instant) {
@@ -56,6 +58,13 @@ impl Discovery {
         let mut up: Vec<&BootstrapNode> = self.nodes.iter().filter(|n| Self::is_up(n)).collect();
         up.sort_by_key(|n| n.rtt.unwrap_or(Duration::MAX));
         up.into_iter().map(|n| n.addr).collect()
+    }
+
+    pub fn wanting_tcp(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.nodes
+            .iter()
+            .filter(|n| n.unanswered >= TCP_AFTER)
+            .map(|n| n.addr)
     }
 
     pub fn is_up_at(&self, addr: SocketAddr) -> bool {

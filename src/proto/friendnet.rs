@@ -39,6 +39,8 @@ const QUICK_PROBES: u32 = 20;
 /// NAT move its mapping to another port, and cone-to-cone punching would
 /// never meet (measured; doc/nat.md).
 const LOW_TTL: u32 = 2;
+/// First retry of an unanswered announcement; doubles up to 2 s.
+const ANNOUNCE_RETRY: Duration = Duration::from_millis(250);
 /// Records we announce stay valid this long at a bootstrap node.
 const RECORD_LIFETIME: Duration = Duration::from_secs(600);
 
@@ -145,6 +147,33 @@ impl FriendNet {
     /// A bootstrap node to announce to, look friends up at and relay through.
     pub fn add_bootstrap(&mut self, now: Instant, addr: SocketAddr, id: ToxId) {
         self.discovery.add(addr, id, now);
+    }
+
+    /// Bootstrap nodes that do not answer over UDP: the driver tries them
+    /// over TCP, and says so with `bootstrap_link_up`.
+    pub fn bootstraps_wanting_tcp(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.discovery.wanting_tcp()
+    }
+
+    /// A TCP link to the bootstrap node at `addr` is up: announce and look
+    /// up over it at once rather than at the next retry.
+    pub fn bootstrap_link_up(&mut self, now: Instant, addr: SocketAddr) {
+        let Some(node) = self.discovery.node_mut(addr) else {
+            return;
+        };
+        node.unanswered = 0;
+        node.pending = None;
+        node.next_announce = now;
+        self.announce(now);
+        let looking: Vec<PublicKey> = self
+            .friends
+            .iter()
+            .filter(|(_, f)| matches!(f.attempt, Some(Attempt::Lookup { .. })))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in looking {
+            self.start_lookup(now, key);
+        }
     }
 
     pub fn discovery(&self) -> &Discovery {
@@ -651,6 +680,7 @@ impl FriendNet {
                 }
                 node.last_ack = Some(now);
                 node.unanswered = 0;
+                node.next_announce = now + self.config.keepalive;
                 if node.public_addr != Some(observed) {
                     info!(bootstrap = %from, public = %observed, "bootstrap node sees us at");
                     node.public_addr = Some(observed);
@@ -725,13 +755,10 @@ impl FriendNet {
             let mut nonce = [0u8; 8];
             self.rng.fill_bytes(&mut nonce);
             node.pending = Some((nonce, now));
-            // Quicker while unanswered, so a returning node is noticed soon.
-            node.next_announce = now
-                + if node.unanswered > 0 {
-                    keepalive.min(Duration::from_secs(2))
-                } else {
-                    keepalive
-                };
+            // Retried quickly until answered: an unanswered node soon counts
+            // as down (failover) or as unreachable by UDP (TCP fallback).
+            let retry = ANNOUNCE_RETRY * (1 << node.unanswered.min(3));
+            node.next_announce = now + retry.min(keepalive);
             self.transmits.push_back(Transmit::new(
                 node.addr,
                 rendezvous::announce(&nonce, &record),

@@ -13,6 +13,8 @@ pub enum NatKind {
     Cone,
     /// MASQUERADE --random-fully: a new port for every destination.
     Random,
+    /// Cone NAT that forwards no UDP at all: only TCP gets out.
+    UdpBlocked,
 }
 
 impl NatKind {
@@ -21,6 +23,7 @@ impl NatKind {
             NatKind::None => "none",
             NatKind::Cone => "cone",
             NatKind::Random => "random",
+            NatKind::UdpBlocked => "no-udp",
         }
     }
 }
@@ -206,7 +209,13 @@ impl World {
     fn nat(&self, ns: &str, wan: &str, lan: &str, wan_ip: &str, kind: NatKind) {
         match kind {
             NatKind::None => in_ns(&self.router, &["ip", "route", "add", lan, "via", wan_ip]),
-            NatKind::Cone | NatKind::Random => {
+            NatKind::Cone | NatKind::Random | NatKind::UdpBlocked => {
+                if kind == NatKind::UdpBlocked {
+                    in_ns(
+                        ns,
+                        &["iptables", "-A", "FORWARD", "-p", "udp", "-j", "DROP"],
+                    );
+                }
                 let mut masquerade = vec![
                     "iptables",
                     "-t",
