@@ -243,11 +243,13 @@ impl Settings {
                 self.node.key_file = base.join(value);
             }
             "listen" => self.node.listen = Some(parse_listen(value).map_err(err)?),
+            // Repeated lines add to the list rather than replace it.
             "bootstrap" => {
-                self.node.bootstrap = split_list(value)
-                    .map(parse_bootstrap)
-                    .collect::<Result<_, _>>()
-                    .map_err(err)?
+                for entry in split_list(value) {
+                    self.node
+                        .bootstrap
+                        .push(parse_bootstrap(entry).map_err(err)?);
+                }
             }
             "keepalive" => self.node.keepalive = parse_duration(value).map_err(err)?,
             "friend_timeout" => self.node.friend_timeout = parse_duration(value).map_err(err)?,
@@ -517,6 +519,21 @@ mod tests {
         assert_eq!(s.node.key_file, Path::new("/etc/my.key"));
         assert_eq!(s.node.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!(s.server.allow, default_allow());
+    }
+
+    #[test]
+    fn bootstrap_lines_add_up() {
+        let s = parse(&format!(
+            "[node]\nbootstrap = a.example:1:{SERVER_ID}, b.example:2:{SERVER_ID}\nbootstrap = c.example:3:{SERVER_ID}\n"
+        ))
+        .unwrap();
+        let hosts: Vec<String> = s
+            .node
+            .bootstrap
+            .iter()
+            .map(|(h, _)| h.to_string())
+            .collect();
+        assert_eq!(hosts, ["a.example:1", "b.example:2", "c.example:3"]);
     }
 
     #[test]

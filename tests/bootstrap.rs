@@ -4,7 +4,7 @@
 mod common;
 
 use common::traffic::{exchange, pattern_hash, Seen, Target};
-use common::{write_config, Node, WAIT};
+use common::{status_json, write_config, Node, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
 const MIB: usize = 1024 * 1024;
@@ -35,14 +35,7 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
         ),
     );
     let client = Node::start("client", &client_config, "client");
-    let line = client.wait_for(&["tunnel listening"], WAIT);
-    let at = line.find("local=").unwrap() + 6;
-    let tunnel = line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let tunnel = client.tunnel_addr();
     let (received, hash) = exchange(tunnel, 2, MIB);
     assert_eq!((received, hash), (MIB, pattern_hash(1, MIB)));
     assert_eq!(
@@ -57,7 +50,7 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
     client.wait_for(&["direct path to friend confirmed"], WAIT);
     server.wait_for(&["direct path to friend confirmed"], WAIT);
 
-    let status = status_json(&client_config);
+    let status = status_json(None, &client_config);
     assert_eq!(status["id"], client.id.as_str());
     assert_eq!(status["bootstrap"][0]["up"], true);
     assert!(status["bootstrap"][0]["rtt_ms"].as_f64().is_some());
@@ -74,19 +67,4 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("online direct"), "{text}");
-}
-
-fn status_json(config: &std::path::Path) -> serde_json::Value {
-    let out = std::process::Command::new(common::binary())
-        .args(["-config"])
-        .arg(config)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }

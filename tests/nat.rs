@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::netns::{can_run, NatKind, World, BOOTSTRAP_IP};
-use common::traffic::{exchange, pattern_hash, Target};
-use common::{write_config, Node, WAIT};
+use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
+use common::{status_json, write_config, Node, WAIT};
 
 const MIB: usize = 1024 * 1024;
 const BASE: &str = "listen = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
@@ -24,23 +23,6 @@ fn goes_direct(a: NatKind, b: NatKind) -> bool {
         (None, _) | (_, None) | (Cone, Cone) => true,
         _ => false,
     }
-}
-
-fn status(ns: &str, config: &std::path::Path) -> serde_json::Value {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(common::binary())
-        .arg("-config")
-        .arg(config)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn pair(server_nat: NatKind, client_nat: NatKind) {
@@ -75,24 +57,9 @@ fn pair(server_nat: NatKind, client_nat: NatKind) {
     );
     let started = Instant::now();
     let client = Node::start_in(Some(&world.host_b), "client", &client_config, "client");
-    let line = client.wait_for(&["tunnel listening"], WAIT);
-    let at = line.find("local=").unwrap() + 6;
-    let tunnel: SocketAddr = line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let tunnel = client.tunnel_addr();
 
-    let first_byte = World::within(&world.host_b, move || {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(tunnel).unwrap();
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.write_all(b"x").unwrap();
-        let mut one = [0u8; 1];
-        stream.read_exact(&mut one).unwrap();
-        started.elapsed()
-    });
+    let first_byte = World::within(&world.host_b, move || first_byte_after(tunnel, started));
     let (received, hash) = World::within(&world.host_b, move || exchange(tunnel, 2, 8 * MIB));
     assert_eq!(
         (received, hash),
@@ -109,7 +76,7 @@ fn pair(server_nat: NatKind, client_nat: NatKind) {
     } else {
         None
     };
-    let path = status(&world.host_b, &client_config)["friends"][0]["path"].clone();
+    let path = status_json(Some(&world.host_b), &client_config)["friends"][0]["path"].clone();
     let expected = if direct { "direct" } else { "relayed" };
     assert_eq!(
         path, expected,

@@ -61,6 +61,7 @@ pub struct Friend {
     /// The friend says its NAT now has a mapping towards us, so a probe at
     /// full TTL will pass it rather than spoil it.
     pub peer_ready: bool,
+
     /// When we last asked the friend, through a bootstrap node, to probe us.
     pub last_connect_request: Option<Instant>,
     /// Measured by the handshake and by direct probes.

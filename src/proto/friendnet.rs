@@ -615,22 +615,24 @@ impl FriendNet {
 
     /// Asks the nearest bootstrap node (a further one on each retry) where
     /// the friend is.
+    /// Asks every bootstrap node that answers at once: redundancy, and the
+    /// first answer marks the nearest one.
     fn start_lookup(&mut self, now: Instant, key: PublicKey) {
         let nearest = self.discovery.nearest();
-        let friend = self.friends.get_mut(&key).expect("present");
         if nearest.is_empty() {
             return;
         }
-        let tries = friend.backoff.as_millis().max(1).ilog2() as usize;
-        let via = nearest[tries % nearest.len()];
-        let mut nonce = [0u8; 8];
-        self.rng.fill_bytes(&mut nonce);
+        let friend = self.friends.get_mut(&key).expect("present");
         friend.attempt = Some(Attempt::Lookup { sent: now });
         self.discovery.lookups.retain(|_, (k, _)| *k != key);
-        self.discovery.lookups.insert(nonce, (key, via));
-        debug!(friend = %key.short(), bootstrap = %via, "looking up friend");
-        self.transmits
-            .push_back(Transmit::new(via, rendezvous::lookup(&nonce, &key)));
+        for via in nearest {
+            let mut nonce = [0u8; 8];
+            self.rng.fill_bytes(&mut nonce);
+            self.discovery.lookups.insert(nonce, (key, via));
+            debug!(friend = %key.short(), bootstrap = %via, "looking up friend");
+            self.transmits
+                .push_back(Transmit::new(via, rendezvous::lookup(&nonce, &key)));
+        }
     }
 
     /// Direct while the direct path is proven; else through a bootstrap
@@ -640,7 +642,13 @@ impl FriendNet {
         let direct_fresh = friend
             .direct_confirmed
             .is_some_and(|at| now < at + self.direct_lifetime());
-        let relay = friend.relay.filter(|via| self.discovery.is_up_at(*via));
+        // A relay whose bootstrap node went down is replaced by the nearest
+        // one still up: the friend announces to it too.
+        let relay = match friend.relay {
+            Some(via) if self.discovery.is_up_at(via) => Some(via),
+            Some(_) => self.discovery.nearest().first().copied(),
+            None => None,
+        };
         match (friend.addr, relay) {
             (Some(addr), _) if direct_fresh => Some(Route::Direct(addr)),
             (_, Some(via)) => Some(Route::Relay { via, peer: *key }),
@@ -700,6 +708,9 @@ impl FriendNet {
                 let Some(friend) = self.friends.get_mut(&key) else {
                     return;
                 };
+                // The first answer wins: it came from the nearest node, whose
+                // relay we then use. Later answers find no lookup left.
+                self.discovery.lookups.retain(|_, (k, _)| *k != key);
                 friend.noise_key = Some(record.noise_key);
                 friend.relay = Some(via);
                 if friend.direct_confirmed.is_none() {

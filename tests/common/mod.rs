@@ -157,6 +157,18 @@ impl Node {
             .unwrap()
     }
 
+    /// The local address of the first tunnel the client reported listening.
+    pub fn tunnel_addr(&self) -> SocketAddr {
+        let line = self.wait_for(&["tunnel listening"], WAIT);
+        let at = line.find("local=").expect("local= field") + 6;
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -167,6 +179,31 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `toxtun status --json` for the node run with `config`, inside network
+/// namespace `ns` when given.
+pub fn status_json(ns: Option<&str>, config: &Path) -> serde_json::Value {
+    let mut command = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(binary());
+            c
+        }
+        None => Command::new(binary()),
+    };
+    let out = command
+        .arg("-config")
+        .arg(config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Context switches so far of a process's thread with the given name: each

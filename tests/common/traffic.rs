@@ -141,3 +141,17 @@ pub fn exchange(tunnel: SocketAddr, seed: u64, len: usize) -> (usize, [u8; 32]) 
     sender.join().unwrap().expect("sending through the tunnel");
     result
 }
+
+/// Connects to a tunnel whose target talks first, and returns how long
+/// after `since` its first byte arrived.
+pub fn first_byte_after(tunnel: SocketAddr, since: std::time::Instant) -> Duration {
+    let mut stream = TcpStream::connect(tunnel).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    stream
+        .read_exact(&mut one)
+        .expect("first byte through the tunnel");
+    since.elapsed()
+}
