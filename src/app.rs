@@ -201,15 +201,34 @@ pub fn start_node(
                 .iter()
                 .any(|p| p.peer.key() == spec.server.key);
             if !known && settings.node.bootstrap.is_empty() {
-                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node");
+                let only_lan = if settings.node.lan_discovery {
+                    "; only LAN discovery can find it"
+                } else {
+                    ""
+                };
+                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
             }
         }
     }
+    let lan_socket = if settings.node.lan_discovery {
+        crate::net::lan::bind()
+            .map_err(|e| {
+                warn!(
+                    port = crate::proto::lan::PORT,
+                    error = %e,
+                    "LAN discovery off: cannot listen on its port"
+                )
+            })
+            .ok()
+    } else {
+        None
+    };
     let ctx = LoopContext {
         friends_file: friends_path,
         tunnels: settings.client.clone(),
         connect_timeout: settings.server.connect_timeout,
         tcp_runtime,
+        lan_socket,
     };
     let settings = settings.clone();
     let make_node = move || build_node(&settings, mode, identity, accept_requests, remembered);
@@ -231,6 +250,7 @@ fn build_node(
         friend_timeout: settings.node.friend_timeout,
         psk: settings.node.psk,
         accept_requests,
+        lan_discovery: settings.node.lan_discovery,
     };
     let now = Instant::now();
     let unix_now = SystemTime::now()

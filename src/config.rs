@@ -48,6 +48,7 @@ pub struct NodeSettings {
     pub keepalive: Duration,
     pub friend_timeout: Duration,
     pub psk: [u8; 32],
+    pub lan_discovery: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +126,7 @@ impl Settings {
                 bootstrap: Vec::new(),
                 keepalive: Duration::from_secs(15),
                 friend_timeout: Duration::from_secs(45),
+                lan_discovery: true,
                 psk: [0; 32],
             },
             peers: Vec::new(),
@@ -253,6 +255,7 @@ impl Settings {
             }
             "keepalive" => self.node.keepalive = parse_duration(value).map_err(err)?,
             "friend_timeout" => self.node.friend_timeout = parse_duration(value).map_err(err)?,
+            "lan_discovery" => self.node.lan_discovery = parse_flag(value).map_err(err)?,
             "psk" if value.is_empty() => self.node.psk = [0; 32],
             "psk" => {
                 let bytes = hex::decode(value).map_err(|e| err(format!("not hex: {e}")))?;
@@ -436,6 +439,14 @@ fn parse_listen(value: &str) -> Result<SocketAddr, String> {
             .map_err(|_| format!("'{value}': listen needs an IP address, not '{}'", hp.host))?
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+pub fn parse_flag(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("'{value}' is not on or off")),
+    }
 }
 
 fn parse_bootstrap(item: &str) -> Result<(HostPort, ToxId), String> {

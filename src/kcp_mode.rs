@@ -67,13 +67,7 @@ impl KcpSettings {
                 .filter(|n| *n <= max)
                 .ok_or_else(|| format!("'{value}' is not a number from 0 to {max}"))
         };
-        let flag = || -> Result<bool, String> {
-            match value {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(format!("'{value}' is not 0 or 1")),
-            }
-        };
+        let flag = || crate::config::parse_flag(value);
         match key {
             "mode" => {
                 self.mode = match value {

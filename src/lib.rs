@@ -16,4 +16,5 @@ pub mod kcp_mode;
 pub mod net;
 pub mod proto;
 pub mod status;
+pub mod token_bucket;
 pub mod tunnel_spec;

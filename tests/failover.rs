@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::netns::{can_run, NatKind, World, BOOTSTRAP_IP};
+use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP};
 use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
 use common::{status_json, write_config, Node, WAIT};
 
@@ -71,7 +71,7 @@ fn transfer_and_lookups_survive_the_nearer_bootstrap_stopping() {
         .map(|b| format!("bootstrap = {}:{}\n", b.udp_addr(), b.id))
         .collect();
 
-    let target = World::within(&world.host_a, || Target::start(1, SIZE));
+    let target = within(&world.host_a, || Target::start(1, SIZE));
     let server_config = write_config(dir.path(), "server", &format!("{BASE}{entries}"));
     let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
     server.wait_for_count(&["bootstrap node sees us at"], 2, WAIT);
@@ -87,7 +87,7 @@ fn transfer_and_lookups_survive_the_nearer_bootstrap_stopping() {
     let tunnel = client.tunnel_addr();
     let transfer = std::thread::spawn({
         let ns = world.host_b.clone();
-        move || World::within(&ns, move || exchange(tunnel, 2, SIZE))
+        move || within(&ns, move || exchange(tunnel, 2, SIZE))
     });
 
     let status = wait_for_bytes_in(&world.host_b, &config, 2 * MIB as u64);
@@ -121,7 +121,7 @@ fn transfer_and_lookups_survive_the_nearer_bootstrap_stopping() {
     let started = Instant::now();
     let newcomer = Node::start_in(Some(&world.host_b), "newcomer", &newcomer_config, "client");
     let tunnel = newcomer.tunnel_addr();
-    let found_after = World::within(&world.host_b, move || first_byte_after(tunnel, started));
+    let found_after = within(&world.host_b, move || first_byte_after(tunnel, started));
     let line = newcomer.wait_for(&["found friend"], WAIT);
     assert!(
         !line.contains(&relay),

@@ -7,7 +7,7 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{id_of, write_config, Node, WAIT};
+use common::{id_of, write_config, Node, NO_LAN, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 200ms\nfriend_timeout = 2s\n";
 
@@ -26,7 +26,7 @@ fn friends_handshake_and_exchange_keepalives() {
     std::fs::write(
         &client_config,
         format!(
-            "[node]\nkey_file = client.key\n{FAST}[peers]\n{} = {server_addr}\n",
+            "[node]\nkey_file = client.key\n{NO_LAN}{FAST}[peers]\n{} = {server_addr}\n",
             server.id
         ),
     )

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::netns::{can_run, NatKind, World, BOOTSTRAP_IP};
+use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP};
 use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
 use common::{status_json, write_config, Node, WAIT};
 
@@ -41,7 +41,7 @@ fn pair(server_nat: NatKind, client_nat: NatKind) {
     );
     let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
 
-    let target = World::within(&world.host_a, || Target::start(1, 8 * MIB));
+    let target = within(&world.host_a, || Target::start(1, 8 * MIB));
     let server_config = write_config(dir.path(), "server", &format!("{BASE}{entry}"));
     let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
     server.wait_for(&["bootstrap node sees us at"], WAIT);
@@ -59,8 +59,8 @@ fn pair(server_nat: NatKind, client_nat: NatKind) {
     let client = Node::start_in(Some(&world.host_b), "client", &client_config, "client");
     let tunnel = client.tunnel_addr();
 
-    let first_byte = World::within(&world.host_b, move || first_byte_after(tunnel, started));
-    let (received, hash) = World::within(&world.host_b, move || exchange(tunnel, 2, 8 * MIB));
+    let first_byte = within(&world.host_b, move || first_byte_after(tunnel, started));
+    let (received, hash) = within(&world.host_b, move || exchange(tunnel, 2, 8 * MIB));
     assert_eq!(
         (received, hash),
         (8 * MIB, pattern_hash(1, 8 * MIB)),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::traffic::{exchange, pattern_hash, Seen, Target};
-use common::{write_config, Node, WAIT};
+use common::{write_config, Node, NO_LAN, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
 
@@ -300,7 +300,7 @@ fn server_killed_mid_transfer_then_restarted() {
     // Same key, same port; the client is not touched.
     std::fs::write(
         &server_config,
-        format!("[node]\nkey_file = server.key\nlisten = {server_addr}\nkeepalive = 300ms\nfriend_timeout = 2s\n"),
+        format!("[node]\nkey_file = server.key\n{NO_LAN}listen = {server_addr}\nkeepalive = 300ms\nfriend_timeout = 2s\n"),
     )
     .unwrap();
     let restarted = Node::start("server2", &server_config, "server");

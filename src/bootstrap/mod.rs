@@ -4,7 +4,6 @@
 //! ciphertext between registered nodes within a per-node byte rate.
 
 pub mod driver;
-mod token_bucket;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,7 +15,7 @@ use crate::id::PublicKey;
 use crate::proto::record::Record;
 use crate::proto::rendezvous::{self, Rendezvous, ADDR_LEN, LOOKUP_LEN};
 use crate::proto::Transmit;
-use token_bucket::TokenBucket;
+use crate::token_bucket::TokenBucket;
 
 /// Records larger than this would not fit a lookup reply.
 const MAX_RECORD: usize = LOOKUP_LEN - 4 - 8 - ADDR_LEN;

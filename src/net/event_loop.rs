@@ -3,7 +3,7 @@
 //! to it through channels. No locks around protocol state.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -87,6 +87,8 @@ pub struct LoopContext {
     pub connect_timeout: Duration,
     /// Runtime for the per-connection TCP tasks.
     pub tcp_runtime: tokio::runtime::Handle,
+    /// Listening on the LAN discovery port, when enabled and bound.
+    pub lan_socket: Option<std::net::UdpSocket>,
 }
 
 /// Starts the loop thread. The core is built on that thread by `make_node`,
@@ -100,6 +102,8 @@ where
     F: FnOnce() -> Node + Send + 'static,
 {
     socket.set_nonblocking(true)?;
+    // LAN discovery queries go to broadcast addresses.
+    socket.set_broadcast(true)?;
     let local_addr = socket.local_addr()?;
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let own_commands = commands.clone();
@@ -113,7 +117,12 @@ where
             runtime.block_on(async move {
                 let socket =
                     UdpSocket::from_std(socket).expect("socket registers with the runtime");
+                let mut ctx = ctx;
+                let lan = ctx.lan_socket.take().map(|lan| {
+                    UdpSocket::from_std(lan).expect("socket registers with the runtime")
+                });
                 EventLoop {
+                    lan,
                     socket,
                     node: make_node(),
                     receiver,
@@ -148,6 +157,7 @@ struct Conn {
 
 struct EventLoop {
     socket: UdpSocket,
+    lan: Option<UdpSocket>,
     node: Node,
     receiver: mpsc::Receiver<Command>,
     commands: mpsc::Sender<Command>,
@@ -162,6 +172,7 @@ struct EventLoop {
 impl EventLoop {
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut lan_buf = vec![0u8; MAX_DATAGRAM];
         loop {
             self.dispatch_events();
             self.node.flush(Instant::now());
@@ -174,7 +185,16 @@ impl EventLoop {
                     None => std::future::pending().await,
                 }
             };
+            let lan_received = async {
+                match &self.lan {
+                    Some(lan) => lan.recv_from(&mut lan_buf).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                Ok((n, from)) = lan_received => {
+                    self.node.handle_lan_datagram(Instant::now(), from, &lan_buf[..n]);
+                }
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = received {
                         self.node.handle_datagram(Instant::now(), from, &buf[..n]);
@@ -246,6 +266,15 @@ impl EventLoop {
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.node.poll_transmit() {
             if self.links.send(&transmit.dst, &transmit.payload) {
+                continue;
+            }
+            if transmit.dst.ip() == Ipv4Addr::BROADCAST {
+                for broadcast in super::lan::broadcast_addrs() {
+                    let dst = SocketAddr::from((broadcast, transmit.dst.port()));
+                    if let Err(e) = self.socket.send_to(&transmit.payload, dst).await {
+                        debug!(%dst, error = %e, "LAN query not sent");
+                    }
+                }
                 continue;
             }
             let default_ttl = match transmit.ttl {

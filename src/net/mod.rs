@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod event_loop;
+pub mod lan;
 pub mod stream_link;
 pub mod tcp;
 pub mod udp;

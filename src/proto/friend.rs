@@ -61,6 +61,8 @@ pub struct Friend {
     /// The friend says its NAT now has a mapping towards us, so a probe at
     /// full TTL will pass it rather than spoil it.
     pub peer_ready: bool,
+    /// When we last asked the LAN for this friend.
+    pub last_lan_query: Option<Instant>,
 
     /// When we last asked the friend, through a bootstrap node, to probe us.
     pub last_connect_request: Option<Instant>,
@@ -103,6 +105,7 @@ impl Friend {
             last_probe_sent: None,
             last_connect_request: None,
             peer_ready: false,
+            last_lan_query: None,
             rtt: None,
             dial: false,
             current: None,

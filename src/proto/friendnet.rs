@@ -10,9 +10,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
 
+mod lan_discovery;
+
 use super::discovery::Discovery;
 use super::friend::{Attempt, Friend, Slot};
 use super::handshake::{self, InitPayload};
+use super::lan;
 use super::record::Record;
 use super::rendezvous::{self, Rendezvous};
 use super::route::Route;
@@ -20,6 +23,7 @@ use super::session::Session;
 use super::wire::{self, Packet};
 use crate::id::{PeerRef, PublicKey, ToxId};
 use crate::identity::Identity;
+use crate::token_bucket::TokenBucket;
 
 /// A session older than this is replaced by a fresh handshake.
 const REKEY_AFTER: Duration = Duration::from_secs(120);
@@ -59,6 +63,8 @@ pub struct FriendNetConfig {
     pub psk: [u8; 32],
     /// Accept any initiator that proves it knows our nospam, and remember it.
     pub accept_requests: bool,
+    /// Broadcast LAN queries for offline friends and answer those for us.
+    pub lan_discovery: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +120,7 @@ pub struct FriendNet {
     rng: StdRng,
     scratch: Vec<u8>,
     discovery: Discovery,
+    lan_answers: TokenBucket,
 }
 
 impl FriendNet {
@@ -141,6 +148,11 @@ impl FriendNet {
             rng,
             scratch: Vec::with_capacity(2048),
             discovery: Discovery::default(),
+            lan_answers: TokenBucket::new(
+                lan_discovery::ANSWERS_PER_SECOND,
+                lan_discovery::ANSWERS_PER_SECOND,
+                now,
+            ),
         }
     }
 
@@ -217,9 +229,14 @@ impl FriendNet {
     }
 
     /// We have an address for the friend, or a bootstrap node to ask.
+    /// Whether there is any way to find the friend: an address, a relay,
+    /// bootstrap nodes to look it up at, or the LAN to ask.
     pub fn has_address(&self, key: &PublicKey) -> bool {
         self.friends.get(key).is_some_and(|f| {
-            f.addr.is_some() || f.relay.is_some() || !self.discovery.nodes.is_empty()
+            f.addr.is_some()
+                || f.relay.is_some()
+                || !self.discovery.nodes.is_empty()
+                || self.config.lan_discovery
         })
     }
 
@@ -249,6 +266,8 @@ impl FriendNet {
         let kind = bytes.first().copied().unwrap_or(0);
         if (rendezvous::ANNOUNCE..=rendezvous::RELAYED).contains(&kind) {
             self.on_rendezvous(now, from, bytes);
+        } else if kind == lan::HERE {
+            self.on_lan_here(now, from, bytes);
         } else {
             self.on_friend_packet(now, Route::Direct(from), bytes);
         }
@@ -563,6 +582,7 @@ impl FriendNet {
 
     /// Sends HELLO if we only know the friend's ID, else handshake message 1.
     fn start_initiation(&mut self, now: Instant, key: PublicKey) {
+        self.lan_query(now, key);
         let Some(addr) = self.route_to(now, &key) else {
             self.start_lookup(now, key);
             return;

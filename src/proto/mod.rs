@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod friend;
 pub mod friendnet;
 pub mod handshake;
+pub mod lan;
 pub mod link;
 pub mod node;
 pub mod record;
@@ -19,5 +20,7 @@ pub use friendnet::{Event, FriendNet, FriendNetConfig, Transmit};
 pub use link::ConnId;
 pub use node::{Node, NodeEvent, TunnelConfig};
 
+#[cfg(test)]
+mod amplification_tests;
 #[cfg(test)]
 mod pair_tests;

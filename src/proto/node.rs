@@ -174,6 +174,10 @@ impl Node {
         self.take_net_events(now);
     }
 
+    pub fn handle_lan_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.net.handle_lan_datagram(now, from, bytes);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.net.handle_timeout(now);
         self.take_net_events(now);
@@ -579,7 +583,7 @@ impl Node {
             self.close(
                 conn,
                 format!(
-                    "no address known for server {}: add it under [peers]",
+                    "no address known for server {}: add it under [peers] or configure a bootstrap node",
                     friend.short()
                 ),
             );

@@ -10,28 +10,33 @@ use super::{Event, FriendNet, FriendNetConfig, Transmit};
 use crate::id::PeerRef;
 use crate::identity::Identity;
 
-fn config(accept_requests: bool) -> FriendNetConfig {
+pub(super) fn config(accept_requests: bool) -> FriendNetConfig {
     FriendNetConfig {
         keepalive: Duration::from_secs(2),
         friend_timeout: Duration::from_secs(6),
         psk: [0; 32],
         accept_requests,
+        lan_discovery: false,
     }
 }
 
-struct Node {
-    addr: SocketAddr,
-    identity: Arc<Identity>,
-    core: FriendNet,
+pub(super) struct Node {
+    pub addr: SocketAddr,
+    pub identity: Arc<Identity>,
+    pub core: FriendNet,
     events: Vec<Event>,
 }
 
 impl Node {
     fn new(port: u16, now: Instant, accept_requests: bool) -> Self {
+        Self::with_config(port, now, config(accept_requests))
+    }
+
+    pub fn with_config(port: u16, now: Instant, config: FriendNetConfig) -> Self {
         let identity = Arc::new(Identity::generate());
         let core = FriendNet::new(
             identity.clone(),
-            config(accept_requests),
+            config,
             now,
             Duration::from_secs(1_800_000_000),
             port as u64,
@@ -44,7 +49,7 @@ impl Node {
         }
     }
 
-    fn drain(&mut self) -> Vec<Transmit> {
+    pub fn drain(&mut self) -> Vec<Transmit> {
         while let Some(e) = self.core.poll_event() {
             self.events.push(e);
         }

@@ -47,11 +47,21 @@ pub fn id_of(config: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// LAN discovery is off unless `body` sets it: loopback tests must not
+/// broadcast on the host's real networks. It goes last, in a section of
+/// its own, so line numbers in `body` stay as written.
 pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(format!("{name}.ini"));
-    std::fs::write(&path, format!("[node]\nkey_file = {name}.key\n{body}")).unwrap();
+    let lan = if body.contains("lan_discovery") {
+        String::new()
+    } else {
+        format!("\n[node]\n{NO_LAN}")
+    };
+    std::fs::write(&path, format!("[node]\nkey_file = {name}.key\n{body}{lan}")).unwrap();
     path
 }
+
+pub const NO_LAN: &str = "lan_discovery = off\n";
 
 impl Node {
     /// Starts `toxtun -v -config CONFIG MODE` and waits for its ID line.

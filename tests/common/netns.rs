@@ -70,6 +70,100 @@ fn in_ns(ns: &str, args: &[&str]) {
     run(&full);
 }
 
+/// Runs `f` on a thread inside namespace `ns`; sockets it creates stay there.
+pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: a valid namespace fd; only this thread changes namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}");
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Short enough that `{prefix}{tag}a` fits an interface name (15 bytes).
+fn unique_prefix() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}x{}",
+        std::process::id() % 100_000,
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn add_namespace(ns: &str) {
+    run(&["ip", "netns", "add", ns]);
+    in_ns(ns, &["ip", "link", "set", "lo", "up"]);
+}
+
+/// Two hosts on one Ethernet segment (a bridge in its own namespace), with
+/// no route anywhere else: what a home or office LAN looks like.
+pub struct LanWorld {
+    pub switch: String,
+    pub host_a: String,
+    pub host_b: String,
+}
+
+impl LanWorld {
+    pub fn new() -> LanWorld {
+        let prefix = unique_prefix();
+        let world = LanWorld {
+            switch: format!("{prefix}sw"),
+            host_a: format!("{prefix}ha"),
+            host_b: format!("{prefix}hb"),
+        };
+        for ns in [&world.switch, &world.host_a, &world.host_b] {
+            add_namespace(ns);
+        }
+        in_ns(
+            &world.switch,
+            &["ip", "link", "add", "br0", "type", "bridge"],
+        );
+        in_ns(&world.switch, &["ip", "link", "set", "br0", "up"]);
+        for (host, ip, tag) in [
+            (&world.host_a, "10.9.0.1/24", "1"),
+            (&world.host_b, "10.9.0.2/24", "2"),
+        ] {
+            let port = format!("{prefix}{tag}p");
+            let nic = format!("{prefix}{tag}h");
+            run(&[
+                "ip",
+                "link",
+                "add",
+                &nic,
+                "netns",
+                host,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &world.switch,
+            ]);
+            in_ns(host, &["ip", "addr", "add", ip, "brd", "+", "dev", &nic]);
+            in_ns(host, &["ip", "link", "set", &nic, "up"]);
+            in_ns(
+                &world.switch,
+                &["ip", "link", "set", &port, "master", "br0"],
+            );
+            in_ns(&world.switch, &["ip", "link", "set", &port, "up"]);
+        }
+        world
+    }
+}
+
+impl Drop for LanWorld {
+    fn drop(&mut self) {
+        for ns in [&self.switch, &self.host_a, &self.host_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
 pub struct World {
     prefix: String,
     pub bootstrap: String,
@@ -86,12 +180,7 @@ pub const HOST_B_IP: &str = "192.168.2.2";
 
 impl World {
     pub fn new(a: NatKind, b: NatKind) -> World {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let prefix = format!(
-            "t{}x{}",
-            std::process::id() % 100_000,
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = unique_prefix();
         let name = |s: &str| format!("{prefix}{s}");
         let world = World {
             bootstrap: name("bs"),
@@ -103,8 +192,7 @@ impl World {
             prefix,
         };
         for ns in world.all() {
-            run(&["ip", "netns", "add", ns]);
-            in_ns(ns, &["ip", "link", "set", "lo", "up"]);
+            add_namespace(ns);
         }
         world.link(
             &world.bootstrap,
@@ -248,20 +336,6 @@ impl World {
                 in_ns(ns, &["iptables", "-A", "FORWARD", "-i", wan, "-j", "DROP"]);
             }
         }
-    }
-
-    /// Runs `f` on a thread inside namespace `ns`; sockets it creates stay there.
-    pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            // SAFETY: a valid namespace fd; only this thread changes namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}");
-            f()
-        })
-        .join()
-        .unwrap()
     }
 }
 
