@@ -17,6 +17,8 @@ use crate::proto::rendezvous::{self, Rendezvous, ADDR_LEN, LOOKUP_LEN};
 use crate::proto::Transmit;
 use crate::token_bucket::TokenBucket;
 
+/// A node held to its relay limit is logged this often at most.
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Records larger than this would not fit a lookup reply.
 const MAX_RECORD: usize = LOOKUP_LEN - 4 - 8 - ADDR_LEN;
 
@@ -44,6 +46,9 @@ struct Entry {
     sequence: u64,
     last_seen: Instant,
     bucket: TokenBucket,
+    /// Packets over the limit since we last said so in the log.
+    limited: u64,
+    last_limit_log: Option<Instant>,
 }
 
 pub struct Bootstrap {
@@ -171,6 +176,8 @@ impl Bootstrap {
                     sequence: record.sequence,
                     last_seen: now,
                     bucket,
+                    limited: 0,
+                    last_limit_log: None,
                 },
             );
         }
@@ -194,11 +201,19 @@ impl Bootstrap {
         let key = *self.by_addr.get(&from)?;
         let entry = self.nodes.get_mut(&key)?;
         if entry.bucket.take(now, cost) {
-            Some(key)
-        } else {
-            self.stats.limited_packets += 1;
-            None
+            return Some(key);
         }
+        self.stats.limited_packets += 1;
+        entry.limited += 1;
+        let quiet = entry
+            .last_limit_log
+            .is_none_or(|at| now >= at + LIMIT_LOG_EVERY);
+        if quiet {
+            info!(node = %key.short(), dropped = entry.limited, "relay limit reached: dropping this node's packets");
+            entry.limited = 0;
+            entry.last_limit_log = Some(now);
+        }
+        None
     }
 
     fn on_connect(&mut self, now: Instant, from: SocketAddr, target: PublicKey, sender: PublicKey) {

@@ -240,6 +240,11 @@ impl FriendNet {
         })
     }
 
+    /// Whether traffic to the friend goes through a bootstrap node's relay.
+    pub fn is_relayed(&self, now: Instant, key: &PublicKey) -> bool {
+        matches!(self.route_to(now, key), Some(Route::Relay { .. }))
+    }
+
     pub fn is_friend(&self, key: &PublicKey) -> bool {
         self.friends.contains_key(key)
     }

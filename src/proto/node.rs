@@ -201,6 +201,10 @@ impl Node {
         }
         let friends: Vec<PublicKey> = self.links.keys().copied().collect();
         for friend in friends {
+            let relayed = self.net.is_relayed(now, &friend);
+            if let Some(link) = self.links.get_mut(&friend) {
+                link.set_relayed(&self.config.kcp, relayed);
+            }
             while let Some(frame) = self.links.get(&friend).and_then(|l| l.outbox.pop()) {
                 self.net.send(now, &friend, &frame);
             }
@@ -295,7 +299,9 @@ impl Node {
 
     fn link_up(&mut self, now: Instant, friend: PublicKey) {
         let ms = self.ms(now);
-        self.links.insert(friend, Link::new(&self.config.kcp, ms));
+        let relayed = self.net.is_relayed(now, &friend);
+        self.links
+            .insert(friend, Link::new(&self.config.kcp, ms, relayed));
         let waiting: Vec<ConnId> = self
             .conns
             .iter()
@@ -471,7 +477,7 @@ impl Node {
         };
         let ms = self.ms(now);
         let link = self.links.get_mut(&friend).expect("checked");
-        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms);
+        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
         link.channels.insert(conv, Channel::new(kcp, conn, now));
         self.conns.insert(conn, Conn::Open { friend, conv });
         self.ensure_idle_sweep(now);
@@ -686,7 +692,7 @@ impl Node {
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
-        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms);
+        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
         link.channels.insert(conv, Channel::new(kcp, conn, now));
         self.conns.insert(conn, Conn::Open { friend, conv });
         self.send_control(friend, &Control::Accept { request, conv });

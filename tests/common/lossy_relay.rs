@@ -1,5 +1,10 @@
 //! An impairment relay: forwards UDP between one client and a server,
-//! dropping a fixed share of datagrams each way at random (seeded).
+//! dropping a fixed share of datagrams each way at random (seeded), and
+//! keeping a copy of what it forwards when asked to.
+//!
+//! Its server-side socket is connected, so it takes datagrams from the
+//! server only: whoever the server tells about the relay's address cannot
+//! reach the client through it.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +14,8 @@ pub struct LossyRelay {
     pub addr: SocketAddr,
     pub dropped: Arc<AtomicUsize>,
     pub forwarded: Arc<AtomicUsize>,
+    /// Every forwarded datagram's bytes, in order, when capturing.
+    pub captured: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 struct Rng(u64);
@@ -24,6 +31,15 @@ impl Rng {
 
 impl LossyRelay {
     pub fn start(server: SocketAddr, loss_percent: u64, seed: u64) -> LossyRelay {
+        Self::start_with(server, loss_percent, seed, false)
+    }
+
+    /// Forwards everything and keeps a copy of it.
+    pub fn capturing(server: SocketAddr) -> LossyRelay {
+        Self::start_with(server, 0, 1, true)
+    }
+
+    fn start_with(server: SocketAddr, loss_percent: u64, seed: u64, capture: bool) -> LossyRelay {
         let front = UdpSocket::bind("127.0.0.1:0").unwrap();
         let back = UdpSocket::bind("127.0.0.1:0").unwrap();
         back.connect(server).unwrap();
@@ -31,12 +47,14 @@ impl LossyRelay {
         let dropped = Arc::new(AtomicUsize::new(0));
         let forwarded = Arc::new(AtomicUsize::new(0));
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let captured: Option<Arc<Mutex<Vec<u8>>>> = capture.then(Arc::default);
         let directions = [
             (front.try_clone().unwrap(), back.try_clone().unwrap(), true),
             (back, front, false),
         ];
         for (i, (from, to, towards_server)) in directions.into_iter().enumerate() {
             let (dropped, forwarded, client) = (dropped.clone(), forwarded.clone(), client.clone());
+            let captured = captured.clone();
             let mut rng = Rng(seed.wrapping_mul(31).wrapping_add(i as u64) | 1);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
@@ -50,6 +68,9 @@ impl LossyRelay {
                         continue;
                     }
                     forwarded.fetch_add(1, Ordering::Relaxed);
+                    if let Some(captured) = &captured {
+                        captured.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
                     if towards_server {
                         *client.lock().unwrap() = Some(source);
                         let _ = to.send(&buf[..n]);
@@ -63,6 +84,7 @@ impl LossyRelay {
             addr,
             dropped,
             forwarded,
+            captured,
         }
     }
 }
