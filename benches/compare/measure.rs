@@ -1,0 +1,153 @@
+//! One measurement each: they connect to a tunnel entry, move bytes, and
+//! time it. Every byte count is checked, so a broken tunnel cannot post a
+//! number.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::traffic::{drain, send_pattern};
+
+pub const MB: f64 = 1_000_000.0;
+
+pub fn upload(entry: SocketAddr, len: usize) -> f64 {
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(entry).unwrap();
+    send_pattern(&mut stream, 1, len).unwrap();
+    let (n, _) = drain(&mut stream).unwrap();
+    assert_eq!(n, 0);
+    len as f64 / MB / start.elapsed().as_secs_f64()
+}
+
+pub fn download(entry: SocketAddr, len: usize) -> f64 {
+    let start = Instant::now();
+    let (n, _) = pull(entry);
+    assert_eq!(n, len, "short download through {entry}");
+    len as f64 / MB / start.elapsed().as_secs_f64()
+}
+
+fn pull(entry: SocketAddr) -> (usize, [u8; 32]) {
+    let mut stream = TcpStream::connect(entry).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    drain(&mut stream).unwrap()
+}
+
+/// 64-byte request, 64-byte answer, on one connection: p50 and p99.
+pub fn round_trips(entry: SocketAddr, count: usize) -> (Duration, Duration) {
+    let mut stream = TcpStream::connect(entry).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut samples = Vec::with_capacity(count);
+    let mut buf = [0u8; 64];
+    for i in 0..count + 20 {
+        let start = Instant::now();
+        stream.write_all(&[i as u8; 64]).unwrap();
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, [i as u8; 64]);
+        if i >= 20 {
+            samples.push(start.elapsed());
+        }
+    }
+    samples.sort();
+    (samples[count / 2], samples[count * 99 / 100])
+}
+
+/// A new connection each time: connect, send one byte, get it echoed.
+/// Returns the median.
+pub fn first_echo(entry: SocketAddr, count: usize) -> Duration {
+    let mut samples: Vec<Duration> = (0..count)
+        .map(|_| {
+            let start = Instant::now();
+            let mut stream = TcpStream::connect(entry).unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream.write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            stream.read_exact(&mut one).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[count / 2]
+}
+
+/// `streams` downloads of `len` bytes at once: aggregate MB/s.
+pub fn parallel(entry: SocketAddr, streams: usize, len: usize) -> f64 {
+    let start = Instant::now();
+    let workers: Vec<_> = (0..streams)
+        .map(|_| std::thread::spawn(move || pull(entry).0))
+        .collect();
+    for worker in workers {
+        assert_eq!(worker.join().unwrap(), len);
+    }
+    (streams * len) as f64 / MB / start.elapsed().as_secs_f64()
+}
+
+/// User plus system CPU seconds the processes have used so far.
+pub fn cpu_seconds(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // Fields after the command name, which is in parentheses.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields[11].parse().unwrap();
+            let stime: f64 = fields[12].parse().unwrap();
+            (utime + stime) / ticks
+        })
+        .sum()
+}
+
+/// Peak resident set of a process, in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+/// A target that accepts connections, counts them, and holds them open
+/// without a byte either way.
+pub struct Holder {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Holder {
+    pub fn start() -> Holder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Holder { addr, accepted }
+    }
+
+    /// Waits until `n` connections have arrived since `before`.
+    pub fn wait_for(&self, before: usize, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.accepted.load(Ordering::SeqCst) < before + n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+/// Opens `n` connections through `entry` and keeps them.
+pub fn open_idle(entry: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n).map(|_| TcpStream::connect(entry).unwrap()).collect()
+}

@@ -1,0 +1,215 @@
+//! What is measured: direct TCP, a toxtun pair and a kcptun pair, each
+//! forwarding local ports to the same targets, optionally inside a network
+//! namespace or through a UDP impairment relay.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{write_config, Node, WAIT};
+
+pub struct Subject {
+    pub name: &'static str,
+    /// Where to connect for each target, in the order given.
+    pub entries: Vec<SocketAddr>,
+    /// The processes doing the work (none for direct TCP).
+    pub pids: Vec<u32>,
+    /// The toxtun client, for its event-loop wake-ups.
+    pub toxtun_client: Option<u32>,
+    /// Processes and files that end when the subject is dropped.
+    _keep: Box<dyn std::any::Any>,
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How the two ends of a tunnel reach each other.
+#[derive(Clone, Copy)]
+pub enum Path<'a> {
+    Loopback,
+    /// Everything runs inside this network namespace.
+    Namespace(&'a str),
+    /// The client sends to a relay that forwards to the server's UDP port.
+    Relay(&'a dyn Fn(SocketAddr) -> SocketAddr),
+}
+
+impl Path<'_> {
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Path::Namespace(ns) => Some(ns),
+            _ => None,
+        }
+    }
+}
+
+pub fn direct(targets: &[SocketAddr]) -> Subject {
+    Subject {
+        name: "direct TCP",
+        entries: targets.to_vec(),
+        pids: Vec::new(),
+        toxtun_client: None,
+        _keep: Box::new(()),
+    }
+}
+
+pub fn toxtun(targets: &[SocketAddr], path: Path) -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "listen = 127.0.0.1:0\n";
+    let ns = path.namespace();
+    let server_config = write_config(dir.path(), "server", base);
+    let server = Node::start_in(ns, "server", &server_config, "server");
+    let server_udp = server.udp_addr();
+    let reach = match path {
+        Path::Relay(relay) => relay(server_udp),
+        _ => server_udp,
+    };
+    let lines: String = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("t{i} = 127.0.0.1:0:{t}:{}\n", server.id))
+        .collect();
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!("{base}[peers]\n{} = {reach}\n[client]\n{lines}", server.id),
+    );
+    let client = Node::start_in(ns, "client", &client_config, "client");
+    let entries = (0..targets.len())
+        .map(|i| {
+            let line = client.wait_for(&["tunnel listening", &format!("tunnel=t{i} ")], WAIT);
+            let at = line.find("local=").unwrap() + 6;
+            line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let pids = vec![server.child.id(), client.child.id()];
+    Subject {
+        name: "toxtun",
+        entries,
+        toxtun_client: Some(client.child.id()),
+        pids,
+        _keep: Box::new((server, client, dir)),
+    }
+}
+
+/// A port that was free a moment ago: kcptun takes ports, not port 0.
+fn free_port(ns: Option<&str>) -> u16 {
+    let probe = || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = std::net::UdpSocket::bind(listener.local_addr().unwrap()).ok();
+        let port = listener.local_addr().unwrap().port();
+        drop((listener, udp));
+        port
+    };
+    match ns {
+        Some(ns) => crate::common::netns::within(ns, probe),
+        None => probe(),
+    }
+}
+
+fn spawn_in(ns: Option<&str>, program: &str, args: &[String]) -> Child {
+    let mut command = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} (apt-get install kcptun): {e}"))
+}
+
+/// kcptun's fastest settings: fast3, windows 2048, no FEC, no compression,
+/// no encryption. One server/client pair per target (kcptun forwards to
+/// one target).
+pub fn kcptun(targets: &[SocketAddr], path: Path) -> Subject {
+    let ns = path.namespace();
+    let fast = [
+        "--mode",
+        "fast3",
+        "--sndwnd",
+        "2048",
+        "--rcvwnd",
+        "2048",
+        "--datashard",
+        "0",
+        "--parityshard",
+        "0",
+        "--nocomp",
+        "--crypt",
+        "none",
+        "--quiet",
+    ]
+    .map(String::from);
+    let mut children = Vec::new();
+    let mut entries = Vec::new();
+    for target in targets {
+        let server_port = free_port(ns);
+        let server_udp = SocketAddr::from(([127, 0, 0, 1], server_port));
+        let mut args = vec![
+            "-l".into(),
+            server_udp.to_string(),
+            "-t".into(),
+            target.to_string(),
+        ];
+        args.extend(fast.iter().cloned());
+        children.push(KillOnDrop(spawn_in(ns, "kcptun-server", &args)));
+        let reach = match path {
+            Path::Relay(relay) => relay(server_udp),
+            _ => server_udp,
+        };
+        let local = SocketAddr::from(([127, 0, 0, 1], free_port(ns)));
+        let mut args = vec![
+            "-l".into(),
+            local.to_string(),
+            "-r".into(),
+            reach.to_string(),
+        ];
+        args.extend(fast.iter().cloned());
+        children.push(KillOnDrop(spawn_in(ns, "kcptun-client", &args)));
+        entries.push(local);
+    }
+    for entry in &entries {
+        wait_listening(ns, *entry);
+    }
+    Subject {
+        name: "kcptun",
+        entries,
+        pids: children.iter().map(|c| c.0.id()).collect(),
+        toxtun_client: None,
+        _keep: Box::new(children),
+    }
+}
+
+/// kcptun prints nothing we can wait on: poll its port until it accepts.
+fn wait_listening(ns: Option<&str>, addr: SocketAddr) {
+    let check = move || {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kcptun never listened on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    match ns {
+        Some(ns) => crate::common::netns::within(ns, check),
+        None => check(),
+    }
+}
