@@ -12,9 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::netns::within;
-use common::traffic::Target;
 use impair::{DelayRelay, LossyNamespace};
-use measure::Holder;
+use measure::{Holder, Sink};
 use subjects::{Path, Subject};
 
 const MIB: usize = 1024 * 1024;
@@ -41,24 +40,24 @@ struct Column {
 }
 
 struct Targets {
-    sink: Target,
-    source: Target,
+    sink: Sink,
+    source: SocketAddr,
     echo: SocketAddr,
-    fan: Target,
+    fan: SocketAddr,
 }
 
 impl Targets {
     fn start(bulk: usize) -> Targets {
         Targets {
-            sink: Target::start(2, 0),
-            source: Target::start(3, bulk),
+            sink: Sink::start(),
+            source: measure::source(bulk),
             echo: echo_server(),
-            fan: Target::start(4, PARALLEL_LEN),
+            fan: measure::source(PARALLEL_LEN),
         }
     }
 
     fn addrs(&self) -> Vec<SocketAddr> {
-        vec![self.sink.addr, self.source.addr, self.echo, self.fan.addr]
+        vec![self.sink.addr, self.source, self.echo, self.fan]
     }
 }
 
@@ -83,10 +82,10 @@ fn echo_server() -> SocketAddr {
     addr
 }
 
-fn core_metrics(subject: &Subject, column: &mut Column) {
+fn core_metrics(subject: &Subject, sink: &Sink, column: &mut Column) {
     let e = &subject.entries;
     let cpu_before = measure::cpu_seconds(&subject.pids);
-    column.upload = measure::upload(e[0], BULK);
+    column.upload = measure::upload(e[0], sink, BULK);
     column.download = measure::download(e[1], BULK);
     let cpu = measure::cpu_seconds(&subject.pids) - cpu_before;
     if !subject.pids.is_empty() {
@@ -135,14 +134,14 @@ fn lossy_metric(start: &dyn Fn(&[SocketAddr], Path) -> Subject, direct: bool) ->
         }
     };
     let name = ns.name.clone();
-    let source = within(&name, || Target::start(5, IMPAIRED));
-    let subject = (!direct).then(|| start(&[source.addr], Path::Namespace(&name)));
-    let entry = subject.as_ref().map_or(source.addr, |s| s.entries[0]);
+    let source = within(&name, || measure::source(IMPAIRED));
+    let subject = (!direct).then(|| start(&[source], Path::Namespace(&name)));
+    let entry = subject.as_ref().map_or(source, |s| s.entries[0]);
     Some(within(&name, move || measure::download(entry, IMPAIRED)))
 }
 
 fn delayed_metric(start: &dyn Fn(&[SocketAddr], Path) -> Subject) -> f64 {
-    let source = Target::start(6, IMPAIRED);
+    let source = measure::source(IMPAIRED);
     let relays = std::sync::Mutex::new(Vec::new());
     let relay = |server: SocketAddr| {
         let relay = DelayRelay::start(server, Duration::from_millis(20));
@@ -150,7 +149,7 @@ fn delayed_metric(start: &dyn Fn(&[SocketAddr], Path) -> Subject) -> f64 {
         relays.lock().unwrap().push(relay);
         addr
     };
-    let subject = start(&[source.addr], Path::Relay(&relay));
+    let subject = start(&[source], Path::Relay(&relay));
     measure::download(subject.entries[0], IMPAIRED)
 }
 
@@ -168,11 +167,19 @@ fn main() {
     let mut columns = vec![Column::default(), Column::default(), Column::default()];
 
     eprintln!("direct TCP...");
-    core_metrics(&subjects::direct(&addrs), &mut columns[0]);
+    core_metrics(&subjects::direct(&addrs), &targets.sink, &mut columns[0]);
     eprintln!("toxtun...");
-    core_metrics(&subjects::toxtun(&addrs, Path::Loopback), &mut columns[1]);
+    core_metrics(
+        &subjects::toxtun(&addrs, Path::Loopback),
+        &targets.sink,
+        &mut columns[1],
+    );
     eprintln!("kcptun...");
-    core_metrics(&subjects::kcptun(&addrs, Path::Loopback), &mut columns[2]);
+    core_metrics(
+        &subjects::kcptun(&addrs, Path::Loopback),
+        &targets.sink,
+        &mut columns[2],
+    );
     drop(targets);
 
     eprintln!("idle connections...");
@@ -278,13 +285,19 @@ fn print_table(c: &[Column]) {
 }
 
 fn raise_fd_limit() {
-    let wanted = 65_536;
-    let limit = libc::rlimit {
-        rlim_cur: wanted,
-        rlim_max: wanted,
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    // SAFETY: setrlimit reads a valid struct; failure leaves the old limit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+    // SAFETY: get/setrlimit read and write a valid struct; a failure
+    // leaves the old limit.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if !raised || limit.rlim_cur < 8 * IDLE as u64 {
         eprintln!("could not raise the open-file limit; {IDLE} idle connections may fail");
     }
 }

@@ -3,38 +3,111 @@
 //! number.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::traffic::{drain, send_pattern};
-
 pub const MB: f64 = 1_000_000.0;
 
-pub fn upload(entry: SocketAddr, len: usize) -> f64 {
+/// Counts what arrives on each connection until end of file, then closes;
+/// never half-closes first (kcptun cannot carry a half-close).
+pub struct Sink {
+    pub addr: SocketAddr,
+    received: std::sync::mpsc::Receiver<usize>,
+}
+
+impl Sink {
+    pub fn start() -> Sink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let mut total = 0;
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        total += n;
+                    }
+                    let _ = tx.send(total);
+                });
+            }
+        });
+        Sink { addr, received }
+    }
+}
+
+/// Sends `len` bytes on each connection, then closes.
+pub fn source(len: usize) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let chunk: Vec<u8> = (0..256 * 1024).map(|i| (i * 7 + i / 251) as u8).collect();
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if stream.write_all(&chunk[..n]).is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `len` bytes through `entry` to `sink`; MB/s until the sink has
+/// them all.
+pub fn upload(entry: SocketAddr, sink: &Sink, len: usize) -> f64 {
     let start = Instant::now();
     let mut stream = TcpStream::connect(entry).unwrap();
-    send_pattern(&mut stream, 1, len).unwrap();
-    let (n, _) = drain(&mut stream).unwrap();
-    assert_eq!(n, 0);
+    let chunk = vec![0x5au8; 256 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    drop(stream);
+    // Empty connections (a subject's readiness probe) report 0: skip them.
+    let got = loop {
+        match sink.received.recv_timeout(Duration::from_secs(300)).unwrap() {
+            0 => continue,
+            n => break n,
+        }
+    };
+    assert_eq!(got, len, "short upload through {entry}");
     len as f64 / MB / start.elapsed().as_secs_f64()
 }
 
 pub fn download(entry: SocketAddr, len: usize) -> f64 {
     let start = Instant::now();
-    let (n, _) = pull(entry);
-    assert_eq!(n, len, "short download through {entry}");
+    assert_eq!(pull(entry), len, "short download through {entry}");
     len as f64 / MB / start.elapsed().as_secs_f64()
 }
 
-fn pull(entry: SocketAddr) -> (usize, [u8; 32]) {
+fn pull(entry: SocketAddr) -> usize {
     let mut stream = TcpStream::connect(entry).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    stream.shutdown(Shutdown::Write).unwrap();
-    drain(&mut stream).unwrap()
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) => panic!("download through {entry}: {e}"),
+        }
+    }
 }
 
 /// 64-byte request, 64-byte answer, on one connection: p50 and p99.
@@ -78,7 +151,7 @@ pub fn first_echo(entry: SocketAddr, count: usize) -> Duration {
 pub fn parallel(entry: SocketAddr, streams: usize, len: usize) -> f64 {
     let start = Instant::now();
     let workers: Vec<_> = (0..streams)
-        .map(|_| std::thread::spawn(move || pull(entry).0))
+        .map(|_| std::thread::spawn(move || pull(entry)))
         .collect();
     for worker in workers {
         assert_eq!(worker.join().unwrap(), len);
