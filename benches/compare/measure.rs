@@ -79,7 +79,11 @@ pub fn upload(entry: SocketAddr, sink: &Sink, len: usize) -> f64 {
     drop(stream);
     // Empty connections (a subject's readiness probe) report 0: skip them.
     let got = loop {
-        match sink.received.recv_timeout(Duration::from_secs(300)).unwrap() {
+        match sink
+            .received
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap()
+        {
             0 => continue,
             n => break n,
         }

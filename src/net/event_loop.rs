@@ -4,11 +4,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -16,15 +18,18 @@ use tracing::{debug, info, warn};
 
 use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
+use super::udp_batch::{self, RecvBatch};
 use crate::friends_file;
 use crate::id::PublicKey;
 use crate::proto::{ConnId, Node, NodeEvent};
 use crate::tunnel_spec::TunnelSpec;
 
 const MAX_DATAGRAM: usize = 65536;
-/// Datagrams (or commands) taken per wake-up before flushing: KCP then
-/// acknowledges a whole batch at once.
+/// Commands taken per wake-up before flushing.
 const BATCH: usize = 64;
+/// recvmmsg calls per wake-up before flushing: KCP then acknowledges a
+/// whole batch at once.
+const RECV_CALLS: usize = 2;
 const COMMAND_QUEUE: usize = 1024;
 /// A bootstrap node unreachable over UDP is tried over TCP this often.
 const TCP_LINK_RETRY: Duration = Duration::from_secs(5);
@@ -171,7 +176,7 @@ struct EventLoop {
 
 impl EventLoop {
     async fn run(mut self) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = RecvBatch::default();
         let mut lan_buf = vec![0u8; MAX_DATAGRAM];
         loop {
             self.dispatch_events();
@@ -195,19 +200,7 @@ impl EventLoop {
                 Ok((n, from)) = lan_received => {
                     self.node.handle_lan_datagram(Instant::now(), from, &lan_buf[..n]);
                 }
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = received {
-                        self.node.handle_datagram(Instant::now(), from, &buf[..n]);
-                    }
-                    for _ in 1..BATCH {
-                        match self.socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            // ICMP errors from earlier sends surface here; they say nothing authenticated.
-                            Err(_) => continue,
-                        }
-                    }
-                }
+                Ok(()) = self.socket.readable() => self.receive(&mut batch),
                 command = self.receiver.recv() => {
                     let Some(command) = command else { return };
                     if !self.handle_command(command) {
@@ -232,6 +225,25 @@ impl EventLoop {
                     None => return,
                 },
                 _ = sleep => self.node.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn receive(&mut self, batch: &mut RecvBatch) {
+        let fd = self.socket.as_raw_fd();
+        let now = Instant::now();
+        for _ in 0..RECV_CALLS {
+            let node = &mut self.node;
+            let received = self.socket.try_io(Interest::READABLE, || {
+                batch.recv(fd, |from, bytes| node.handle_datagram(now, from, bytes))
+            });
+            match received {
+                Ok(n) if n == udp_batch::BATCH => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends surface here; they say
+                // nothing authenticated.
+                Err(_) => continue,
             }
         }
     }
@@ -264,10 +276,21 @@ impl EventLoop {
     }
 
     async fn send_transmits(&mut self) {
+        let mut plain: Vec<crate::proto::Transmit> = Vec::new();
         while let Some(transmit) = self.node.poll_transmit() {
             if self.links.send(&transmit.dst, &transmit.payload) {
                 continue;
             }
+            let special = transmit.ttl.is_some() || transmit.dst.ip() == Ipv4Addr::BROADCAST;
+            if !special {
+                plain.push(transmit);
+                if plain.len() == udp_batch::BATCH {
+                    self.send_batch(&mut plain).await;
+                }
+                continue;
+            }
+            // Keep the order: what was queued before goes first.
+            self.send_batch(&mut plain).await;
             if transmit.dst.ip() == Ipv4Addr::BROADCAST {
                 for broadcast in super::lan::broadcast_addrs() {
                     let dst = SocketAddr::from((broadcast, transmit.dst.port()));
@@ -292,6 +315,36 @@ impl EventLoop {
                 let _ = self.socket.set_ttl(ttl);
             }
         }
+        self.send_batch(&mut plain).await;
+    }
+
+    /// Sends and empties `queue` with as few system calls as the socket
+    /// allows.
+    async fn send_batch(&mut self, queue: &mut Vec<crate::proto::Transmit>) {
+        let fd = self.socket.as_raw_fd();
+        let datagrams: Vec<(SocketAddr, &[u8])> = queue
+            .iter()
+            .map(|t| (t.dst, t.payload.as_slice()))
+            .collect();
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            let rest = &datagrams[sent..];
+            match self
+                .socket
+                .async_io(Interest::WRITABLE, || udp_batch::send(fd, rest))
+                .await
+            {
+                Ok(n) => sent += n.max(1),
+                Err(e) => {
+                    // A datagram the kernel refuses (no route, say) must not
+                    // hold back the ones behind it.
+                    debug!(dst = %rest[0].0, error = %e, "send failed");
+                    sent += 1;
+                }
+            }
+        }
+        drop(datagrams);
+        queue.clear();
     }
 
     fn new_conn(&mut self, pending: Option<TcpStream>) -> ConnId {

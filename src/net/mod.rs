@@ -7,3 +7,4 @@ pub mod lan;
 pub mod stream_link;
 pub mod tcp;
 pub mod udp;
+pub mod udp_batch;
