@@ -36,6 +36,10 @@ impl LossyNamespace {
             run(&full)
         };
         exec(&["ip", "link", "set", "lo", "up"])?;
+        // A run of datagrams sent with segmentation offload would meet the
+        // drop rule as one packet; split on the device, the loss is per
+        // datagram as on a real path.
+        exec(&["ip", "link", "set", "lo", "gso_max_segs", "1"])?;
         let probability = format!("{:.4}", percent as f64 / 100.0);
         exec(&[
             "iptables",

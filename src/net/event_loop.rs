@@ -31,6 +31,9 @@ const BATCH: usize = 64;
 /// whole batch at once.
 const RECV_CALLS: usize = 2;
 const COMMAND_QUEUE: usize = 1024;
+/// Datagrams gathered before a send: enough for every message of a batch
+/// to carry a full run.
+const SEND_QUEUE: usize = 1024;
 /// A bootstrap node unreachable over UDP is tried over TCP this often.
 const TCP_LINK_RETRY: Duration = Duration::from_secs(5);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,6 +112,7 @@ where
     socket.set_nonblocking(true)?;
     // LAN discovery queries go to broadcast addresses.
     socket.set_broadcast(true)?;
+    udp_batch::enable_receive_offload(socket.as_raw_fd());
     let local_addr = socket.local_addr()?;
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let own_commands = commands.clone();
@@ -137,6 +141,7 @@ where
                     next_conn: 1,
                     links: Links::new(None),
                     link_attempts: HashMap::new(),
+                    sender: udp_batch::Sender::default(),
                 }
                 .run()
                 .await
@@ -172,6 +177,7 @@ struct EventLoop {
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
     link_attempts: HashMap<SocketAddr, Instant>,
+    sender: udp_batch::Sender,
 }
 
 impl EventLoop {
@@ -284,7 +290,7 @@ impl EventLoop {
             let special = transmit.ttl.is_some() || transmit.dst.ip() == Ipv4Addr::BROADCAST;
             if !special {
                 plain.push(transmit);
-                if plain.len() == udp_batch::BATCH {
+                if plain.len() == SEND_QUEUE {
                     self.send_batch(&mut plain).await;
                 }
                 continue;
@@ -329,9 +335,10 @@ impl EventLoop {
         let mut sent = 0;
         while sent < datagrams.len() {
             let rest = &datagrams[sent..];
+            let sender = &mut self.sender;
             match self
                 .socket
-                .async_io(Interest::WRITABLE, || udp_batch::send(fd, rest))
+                .async_io(Interest::WRITABLE, || sender.send(fd, rest))
                 .await
             {
                 Ok(n) => sent += n.max(1),
@@ -521,9 +528,22 @@ impl EventLoop {
                     break;
                 }
                 Err(TrySendError::Full(message)) => {
-                    entry.overflow.push_front(message);
                     tasks.want_ready.store(true, Ordering::Release);
-                    return;
+                    // The writer may have emptied its queue after our try
+                    // and before the flag was up; then it never reports.
+                    // Full again now means it still holds messages, and it
+                    // looks at the flag after each one.
+                    match tasks.writer.try_send(message) {
+                        Ok(()) => {}
+                        Err(TrySendError::Closed(_)) => {
+                            entry.overflow.clear();
+                            break;
+                        }
+                        Err(TrySendError::Full(message)) => {
+                            entry.overflow.push_front(message);
+                            return;
+                        }
+                    }
                 }
             }
         }
