@@ -115,6 +115,11 @@ impl Control {
 pub const CHANNEL_DATA: u8 = 0;
 /// The sender has sent its last byte (its TCP read hit end of file).
 pub const CHANNEL_FIN: u8 = 1;
+/// Carries nothing: sent when a receiver that had stopped reading starts
+/// again. KCP says "my window is open again" only once, unreliably; if that
+/// is lost the far sender waits seconds before it asks. This message is
+/// reliable, and every copy and acknowledgement of it carries the window.
+pub const CHANNEL_WINDOW: u8 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -24,3 +24,5 @@ pub use node::{Node, NodeEvent, TunnelConfig};
 mod amplification_tests;
 #[cfg(test)]
 mod pair_tests;
+#[cfg(test)]
+mod recovery_tests;

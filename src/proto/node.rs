@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, PROTOCOL_TCP};
+use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW, PROTOCOL_TCP};
 use super::link::{new_pipe, Channel, ConnId, Link, Pipe, FRAME_KCP};
 use super::{Event, FriendNet, Transmit};
 use crate::config::AllowRule;
@@ -192,9 +192,15 @@ impl Node {
     /// Sends what KCP has queued: acknowledgements for a whole batch of
     /// datagrams go out together, after the batch.
     pub fn flush(&mut self, now: Instant) {
+        let ms = self.ms(now);
         let dirty: Vec<PipeKey> = self.dirty.drain().collect();
         for key in dirty {
             if let Some(pipe) = self.pipe_mut(key) {
+                // KCP stamps new segments with its own clock, which only
+                // update() sets: a pipe quiet for a while would send with a
+                // stale stamp, measure a round trip of that whole quiet
+                // time, and then wait that long to retransmit a loss.
+                let _ = pipe.update(ms);
                 let _ = pipe.flush();
             }
             self.schedule(now, key);
@@ -509,6 +515,7 @@ impl Node {
                     channel.fin_received = true;
                     self.events.push_back(NodeEvent::Eof { conn });
                 }
+                Some((&CHANNEL_WINDOW, _)) => {}
                 _ => debug!(conn, "dropped malformed channel message"),
             }
         }
@@ -771,7 +778,9 @@ impl Node {
         let Some((key, channel)) = self.open_channel(conn) else {
             return;
         };
-        channel.paused = false;
+        if std::mem::take(&mut channel.paused) {
+            let _ = channel.kcp.send(&[CHANNEL_WINDOW]);
+        }
         self.dirty.insert(key);
         self.read_channel(now, key);
     }
