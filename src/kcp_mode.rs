@@ -33,8 +33,8 @@ impl Default for KcpSettings {
             interval_ms: 0,
             resend: 0,
             no_congestion_control: false,
-            send_window: 1024,
-            receive_window: 1024,
+            send_window: 2048,
+            receive_window: 2048,
             mtu: MAX_KCP_MTU,
         };
         settings.apply_mode();

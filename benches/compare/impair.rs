@@ -78,8 +78,15 @@ type Queue = Arc<(Mutex<VecDeque<(Instant, Vec<u8>)>>, Condvar)>;
 
 impl DelayRelay {
     pub fn start(server: SocketAddr, delay: Duration) -> DelayRelay {
-        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Large buffers, as toxtun and kcptun both ask for their own: the
+        // relay is the delay, not a drop point for bursts.
+        let bind = || -> UdpSocket {
+            let socket = toxtun::net::udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            socket.set_nonblocking(false).unwrap();
+            socket
+        };
+        let front = bind();
+        let back = bind();
         back.connect(server).unwrap();
         let addr = front.local_addr().unwrap();
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
