@@ -500,16 +500,9 @@ impl EventLoop {
             entry.overflow.push_back(message);
             return;
         }
-        match tasks.writer.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(message)) => {
-                entry.overflow.push_back(message);
-                self.node.pause(conn);
-                tasks.want_ready.store(true, Ordering::Release);
-                // The writer may have emptied its queue before seeing the flag.
-                self.drain_overflow(Instant::now(), conn);
-            }
+        if let Err(TrySendError::Full(message)) = hand_over(tasks, message) {
+            entry.overflow.push_back(message);
+            self.node.pause(conn);
         }
     }
 
@@ -521,29 +514,15 @@ impl EventLoop {
             return;
         };
         while let Some(message) = entry.overflow.pop_front() {
-            match tasks.writer.try_send(message) {
+            match hand_over(tasks, message) {
                 Ok(()) => {}
                 Err(TrySendError::Closed(_)) => {
                     entry.overflow.clear();
                     break;
                 }
                 Err(TrySendError::Full(message)) => {
-                    tasks.want_ready.store(true, Ordering::Release);
-                    // The writer may have emptied its queue after our try
-                    // and before the flag was up; then it never reports.
-                    // Full again now means it still holds messages, and it
-                    // looks at the flag after each one.
-                    match tasks.writer.try_send(message) {
-                        Ok(()) => {}
-                        Err(TrySendError::Closed(_)) => {
-                            entry.overflow.clear();
-                            break;
-                        }
-                        Err(TrySendError::Full(message)) => {
-                            entry.overflow.push_front(message);
-                            return;
-                        }
-                    }
+                    entry.overflow.push_front(message);
+                    return;
                 }
             }
         }
@@ -552,5 +531,20 @@ impl EventLoop {
         } else {
             self.node.resume(now, conn);
         }
+    }
+}
+
+/// Queues `message` for the writer. When the queue is full the writer is
+/// asked to report once it has made room, and the queue is tried again: the
+/// writer may have emptied it after the first try and before the flag was
+/// up, and would then never report. Full on the second try means it still
+/// holds messages, and it looks at the flag after each one.
+fn hand_over(tasks: &ConnTasks, message: WriterMsg) -> Result<(), TrySendError<WriterMsg>> {
+    match tasks.writer.try_send(message) {
+        Err(TrySendError::Full(message)) => {
+            tasks.want_ready.store(true, Ordering::Release);
+            tasks.writer.try_send(message)
+        }
+        other => other,
     }
 }

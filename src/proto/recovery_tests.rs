@@ -158,44 +158,60 @@ fn open_tunnel() -> (Host, Host, Instant) {
     (server, client, now)
 }
 
+/// Loses the first datagram one side sends that carries KCP (keepalives
+/// are shorter), and only that one.
+struct LoseFirst {
+    from_server: bool,
+    lost: bool,
+}
+
+impl LoseFirst {
+    fn new(from_server: bool) -> Self {
+        LoseFirst {
+            from_server,
+            lost: false,
+        }
+    }
+
+    fn decide(&mut self, from_server: bool, bytes: &[u8]) -> bool {
+        let hit =
+            from_server == self.from_server && !self.lost && bytes.len() >= SMALLEST_KCP_DATAGRAM;
+        self.lost |= hit;
+        hit
+    }
+}
+
+/// Lets time pass with nothing lost.
+fn idle(hosts: &mut [&mut Host; 2], now: Instant, span: Duration) -> Instant {
+    run(hosts, now, |_| false, span, &mut |_, _| false).0
+}
+
 #[test]
 fn a_loss_after_a_quiet_spell_is_repaired_at_the_real_round_trip() {
     let (mut server, mut client, now) = open_tunnel();
-    let mut keep = |_: bool, _: &[u8]| false;
     let mut hosts = [&mut server, &mut client];
     // Quiet for a minute (keepalives only), then one message that arrives.
-    let (now, _) = run(
-        &mut hosts,
-        now,
-        |_| false,
-        Duration::from_secs(60),
-        &mut keep,
-    );
+    let now = idle(&mut hosts, now, Duration::from_secs(60));
     hosts[1].node.send_data(now, CONN, b"first");
     let (now, got) = run(
         &mut hosts,
         now,
         |h| h[0].received() == b"first",
         Duration::from_secs(2),
-        &mut keep,
+        &mut |_, _| false,
     );
     assert!(got);
     // The next one is lost once on the way.
     hosts[1].node.send_data(now, CONN, b"second");
-    let mut lost = false;
-    let mut lose_once = |from_server: bool, bytes: &[u8]| {
-        let hit = !from_server && !lost && bytes.len() > SMALLEST_KCP_DATAGRAM;
-        lost |= hit;
-        hit
-    };
+    let mut loser = LoseFirst::new(false);
     let (at, got) = run(
         &mut hosts,
         now,
         |h| h[0].received() == b"firstsecond",
         Duration::from_secs(30),
-        &mut lose_once,
+        &mut |from, bytes| loser.decide(from, bytes),
     );
-    assert!(lost, "nothing was dropped");
+    assert!(loser.lost, "nothing was dropped");
     assert!(got, "the lost message never arrived");
     assert!(
         at - now < Duration::from_secs(1),
@@ -207,7 +223,6 @@ fn a_loss_after_a_quiet_spell_is_repaired_at_the_real_round_trip() {
 #[test]
 fn a_lost_window_update_does_not_stall_the_sender() {
     let (mut server, mut client, now) = open_tunnel();
-    let mut keep = |_: bool, _: &[u8]| false;
     let mut hosts = [&mut server, &mut client];
     // The server's writer is full: KCP's receive window fills and closes.
     hosts[0].node.pause(CONN);
@@ -215,37 +230,24 @@ fn a_lost_window_update_does_not_stall_the_sender() {
     for chunk in payload.chunks(16 * 1024) {
         hosts[1].node.send_data(now, CONN, chunk);
     }
-    let (now, _) = run(
-        &mut hosts,
-        now,
-        |_| false,
-        Duration::from_secs(2),
-        &mut keep,
+    let now = idle(&mut hosts, now, Duration::from_secs(2));
+    assert!(
+        hosts[0].received().len() < payload.len(),
+        "the window never closed"
     );
-    let before = hosts[0].received().len();
-    assert!(before < payload.len(), "the window never closed");
     // The writer drains; the first KCP the server sends after is lost.
     hosts[0].node.resume(now, CONN);
-    let mut lost = false;
-    let mut lose_first = |from_server: bool, bytes: &[u8]| {
-        let hit = from_server && !lost && bytes.len() >= SMALLEST_KCP_DATAGRAM;
-        lost |= hit;
-        hit
-    };
+    let mut loser = LoseFirst::new(true);
     let (at, got) = run(
         &mut hosts,
         now,
         |h| h[0].received() == payload,
         Duration::from_secs(30),
-        &mut lose_first,
+        &mut |from, bytes| loser.decide(from, bytes),
     );
-    assert!(lost);
-    assert!(
-        got,
-        "only {} of {} bytes arrived",
-        hosts[0].received().len(),
-        payload.len()
-    );
+    assert!(loser.lost, "nothing was dropped");
+    let arrived = hosts[0].received().len();
+    assert!(got, "only {arrived} of {} bytes arrived", payload.len());
     assert!(
         at - now < Duration::from_secs(2),
         "the rest took {:?}",
