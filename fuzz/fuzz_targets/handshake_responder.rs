@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         friend_timeout: Duration::from_secs(45),
         psk: [0; 32],
         accept_requests: true,
+        lan_discovery: false,
     };
     let mut core = FriendNet::new(identity(), config, now, Duration::from_secs(1_800_000_000), 1);
     let from = "192.0.2.7:4000".parse().unwrap();

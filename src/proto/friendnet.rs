@@ -32,7 +32,10 @@ const REJECT_AFTER: Duration = Duration::from_secs(180);
 /// The responder waits this much longer than the initiator before rekeying,
 /// so the two do not cross.
 const RESPONDER_REKEY_GRACE: Duration = Duration::from_secs(10);
-const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// An unanswered handshake is sent again after this, doubling each time: a
+/// lost packet on a lossy path costs a quarter second of the first byte,
+/// and on a path slower than that the doubling soon waits long enough.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Direct probes are sent this often at first, then once a keepalive.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
