@@ -168,7 +168,7 @@ impl Settings {
         settings.source = Some(path.to_path_buf());
         let reader = Reader {
             path,
-            lines: index_lines(text),
+            lines: index_lines(path, text)?,
         };
         for (section, props) in ini.iter() {
             let section_name = section.unwrap_or("");
@@ -360,8 +360,21 @@ pub fn default_allow() -> Vec<AllowRule> {
     ]
 }
 
-/// Finds where each `[section] key` stands, since rust-ini keeps no line numbers.
-fn index_lines(text: &str) -> HashMap<(String, String), usize> {
+/// Sections whose keys are checked for repeats; others only warn.
+const KNOWN_SECTIONS: [&str; 7] = [
+    "node",
+    "peers",
+    "server",
+    "client",
+    "kcp",
+    "tunnel",
+    "bootstrap",
+];
+
+/// Finds where each `[section] key` stands, since rust-ini keeps no line
+/// numbers. A key given twice is an error (rust-ini would keep both and the
+/// last would silently win), except `[node] bootstrap`, whose lines add up.
+fn index_lines(path: &Path, text: &str) -> Result<HashMap<(String, String), usize>, ConfigError> {
     let mut out = HashMap::new();
     let mut section = String::new();
     for (number, line) in text.lines().enumerate() {
@@ -371,13 +384,26 @@ fn index_lines(text: &str) -> HashMap<(String, String), usize> {
                 section = name.trim().to_string();
             }
         } else if let Some((key, _)) = line.split_once('=') {
-            if !line.starts_with(';') && !line.starts_with('#') {
-                out.entry((section.clone(), key.trim().to_string()))
-                    .or_insert(number + 1);
+            if line.starts_with(';') || line.starts_with('#') {
+                continue;
             }
+            let key = key.trim().to_string();
+            let repeatable = section == "node" && key == "bootstrap";
+            let checked = KNOWN_SECTIONS.contains(&section.as_str());
+            if let Some(first) = out.get(&(section.clone(), key.clone())) {
+                if checked && !repeatable {
+                    return Err(ConfigError(format!(
+                        "{}:{}: [{section}] {key}: given again (first on line {first}); give each key once",
+                        path.display(),
+                        number + 1
+                    )));
+                }
+                continue;
+            }
+            out.insert((section.clone(), key), number + 1);
         }
     }
-    out
+    Ok(out)
 }
 
 struct Reader<'a> {
@@ -601,6 +627,29 @@ mod tests {
         ));
         assert!(
             err.contains("/etc/toxtun.ini:3: [client] b") && err.contains("'a'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_rejected_with_both_lines() {
+        let err = error_of("[server]\nallow = *:22\n\n[server]\nallow = *:80\n");
+        assert_eq!(
+            err,
+            "/etc/toxtun.ini:5: [server] allow: given again (first on line 2); give each key once"
+        );
+        let err = error_of(&format!(
+            "[client]\nt = *:81:127.0.0.1:1:{SERVER_ID}\nt = *:82:127.0.0.1:2:{SERVER_ID}\n"
+        ));
+        assert!(
+            err.starts_with("/etc/toxtun.ini:3: [client] t: given again"),
+            "{err}"
+        );
+        let err = error_of(&format!(
+            "[peers]\n{SERVER_ID} = 10.0.0.1:1\n{SERVER_ID} = 10.0.0.2:1\n"
+        ));
+        assert!(
+            err.contains(":3: [peers]") && err.contains("line 2"),
             "{err}"
         );
     }

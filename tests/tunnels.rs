@@ -20,10 +20,25 @@ struct Pair {
 impl Pair {
     /// A server allowing loopback and a client with one line per target.
     fn start(targets: &[SocketAddr], server_extra: &str, client_extra: &str) -> Pair {
+        Self::start_with(targets, FAST, server_extra, client_extra)
+    }
+
+    /// Like `start`, with `node` in place of the fast timers in [node].
+    fn start_with(
+        targets: &[SocketAddr],
+        node: &str,
+        server_extra: &str,
+        client_extra: &str,
+    ) -> Pair {
         let dir = tempfile::tempdir().unwrap();
-        let server_config = write_config(dir.path(), "server", &format!("{FAST}{server_extra}"));
+        let server_config = write_config(dir.path(), "server", &format!("{node}{server_extra}"));
         let server = Node::start("server", &server_config, "server");
-        let client_config = client_config(dir.path(), &server, targets, client_extra);
+        let client_config = client_config(
+            dir.path(),
+            &server,
+            targets,
+            &format!("{node}{client_extra}"),
+        );
         let client = Node::start("client", &client_config, "client");
         Pair {
             server,
@@ -56,7 +71,7 @@ fn client_config(
         dir,
         "client",
         &format!(
-            "{FAST}{extra}\n[peers]\n{} = {}\n[client]\n{lines}",
+            "{extra}\n[peers]\n{} = {}\n[client]\n{lines}",
             server.id,
             server.udp_addr()
         ),
@@ -252,7 +267,7 @@ fn a_stranger_opens_nothing() {
         dir.path(),
         &server,
         &[target.addr],
-        "[tunnel]\nopen_timeout = 1s\n",
+        &format!("{FAST}[tunnel]\nopen_timeout = 1s\n"),
     );
     let stranger = Node::start("stranger", &stranger_config, "client");
     let took = closed_within(tunnel_addr(&stranger, "t0"));
@@ -271,7 +286,7 @@ fn server_killed_mid_transfer_then_restarted() {
     let server_config = write_config(dir.path(), "server", FAST);
     let mut server = Node::start("server", &server_config, "server");
     let server_addr = server.udp_addr();
-    let client_config = client_config(dir.path(), &server, &[big.addr, small.addr], "");
+    let client_config = client_config(dir.path(), &server, &[big.addr, small.addr], FAST);
     let client = Node::start("client", &client_config, "client");
 
     use std::io::Read;
@@ -361,10 +376,11 @@ fn idle_connections_do_not_wake_the_event_loop() {
     // The target reads until end of file and never sends: the connections
     // stay open and silent.
     let target = Target::start_with(1, 0, true);
-    let pair = Pair::start(
+    let pair = Pair::start_with(
         &[target.addr],
-        "[node]\nkeepalive = 2s\nfriend_timeout = 10s\n",
-        "[node]\nkeepalive = 2s\nfriend_timeout = 10s\n",
+        "listen = 127.0.0.1:0\nkeepalive = 2s\nfriend_timeout = 10s\n",
+        "",
+        "",
     );
     let tunnel = pair.tunnel("t0");
     let streams: Vec<std::net::TcpStream> = (0..100)
