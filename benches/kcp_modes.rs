@@ -6,34 +6,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::lossy_relay::LossyRelay;
-use common::traffic::{drain, send_pattern, Target};
-use common::{write_config, Node, WAIT};
+use common::traffic::{drain, echo_server, send_pattern, Target};
+use common::{tunnel_lines, write_config, Node};
 
 const MIB: usize = 1024 * 1024;
-
-fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.set_nodelay(true);
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 struct Setup {
     _server: Node,
@@ -52,15 +32,7 @@ fn setup(mode: &str, targets: &[SocketAddr], loss: Option<u64>) -> (Setup, Optio
         .as_ref()
         .map(|r| r.addr)
         .unwrap_or_else(|| server.udp_addr());
-    let mut lines = String::new();
-    for (i, t) in targets.iter().enumerate() {
-        lines.push_str(&format!(
-            "t{i} = 127.0.0.1:0:{}:{}:{}\n",
-            t.ip(),
-            t.port(),
-            server.id
-        ));
-    }
+    let lines = tunnel_lines(targets, &server.id);
     let client_config = write_config(
         dir.path(),
         "client",
@@ -68,16 +40,7 @@ fn setup(mode: &str, targets: &[SocketAddr], loss: Option<u64>) -> (Setup, Optio
     );
     let client = Node::start("client", &client_config, "client");
     let tunnels = (0..targets.len())
-        .map(|i| {
-            let line = client.wait_for(&["tunnel listening", &format!("tunnel=t{i} ")], WAIT);
-            let at = line.find("local=").unwrap() + 6;
-            line[at..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .map(|i| client.named_tunnel_addr(&format!("t{i}")))
         .collect();
     (
         Setup {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::traffic::{exchange, pattern_hash, Seen, Target};
-use common::{status_json, write_config, Node, WAIT};
+use common::{status_json, tunnel_line, write_config, Node, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
 const MIB: usize = 1024 * 1024;
@@ -28,10 +28,8 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
         dir.path(),
         "client",
         &format!(
-            "{FAST}{entry}[client]\nt0 = 127.0.0.1:0:{}:{}:{}\n",
-            target.addr.ip(),
-            target.addr.port(),
-            server.id
+            "{FAST}{entry}[client]\n{}",
+            tunnel_line("t0", target.addr, &server.id)
         ),
     );
     let client = Node::start("client", &client_config, "client");
@@ -113,11 +111,9 @@ fn relay_forwards_only_ciphertext_and_holds_its_limit() {
             dir.path(),
             "client",
             &format!(
-                "{base}{}[client]\nt0 = 127.0.0.1:0:{}:{}:{}\n",
+                "{base}{}[client]\n{}",
                 entry(client_side.addr),
-                target.addr.ip(),
-                target.addr.port(),
-                server.id
+                tunnel_line("t0", target.addr, &server.id)
             ),
         ),
         "client",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP};
 use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
-use common::{status_json, write_config, Node, WAIT};
+use common::{status_json, tunnel_line, write_config, Node, WAIT};
 
 const MIB: usize = 1024 * 1024;
 const SIZE: usize = 24 * MIB;
@@ -20,14 +20,11 @@ fn client_config(
     dir: &std::path::Path,
     name: &str,
     entries: &str,
-    target_port: u16,
+    target: std::net::SocketAddr,
     server: &str,
 ) -> std::path::PathBuf {
-    write_config(
-        dir,
-        name,
-        &format!("{BASE}{entries}[client]\nt0 = 127.0.0.1:0:127.0.0.1:{target_port}:{server}\n"),
-    )
+    let line = tunnel_line("t0", target, server);
+    write_config(dir, name, &format!("{BASE}{entries}[client]\n{line}"))
 }
 
 /// Polls the client's status until it has received `bytes` from its friend.
@@ -76,13 +73,7 @@ fn transfer_and_lookups_survive_the_nearer_bootstrap_stopping() {
     let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
     server.wait_for_count(&["bootstrap node sees us at"], 2, WAIT);
 
-    let config = client_config(
-        dir.path(),
-        "client",
-        &entries,
-        target.addr.port(),
-        &server.id,
-    );
+    let config = client_config(dir.path(), "client", &entries, target.addr, &server.id);
     let client = Node::start_in(Some(&world.host_b), "client", &config, "client");
     let tunnel = client.tunnel_addr();
     let transfer = std::thread::spawn({
@@ -111,13 +102,7 @@ fn transfer_and_lookups_survive_the_nearer_bootstrap_stopping() {
     let status = status_json(Some(&world.host_b), &config);
     assert_ne!(status["friends"][0]["address"], relay.as_str(), "{status}");
 
-    let newcomer_config = client_config(
-        dir.path(),
-        "newcomer",
-        &entries,
-        target.addr.port(),
-        &server.id,
-    );
+    let newcomer_config = client_config(dir.path(), "newcomer", &entries, target.addr, &server.id);
     let started = Instant::now();
     let newcomer = Node::start_in(Some(&world.host_b), "newcomer", &newcomer_config, "client");
     let tunnel = newcomer.tunnel_addr();

@@ -6,7 +6,7 @@ mod common;
 
 use common::netns::{can_run, within, LanWorld};
 use common::traffic::{exchange, pattern_hash, Seen, Target};
-use common::{write_config, Node, WAIT};
+use common::{tunnel_line, write_config, Node, WAIT};
 
 const MIB: usize = 1024 * 1024;
 const BASE: &str = "lan_discovery = on\nlisten = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
@@ -26,9 +26,8 @@ fn nodes_on_one_lan_find_each_other_without_bootstrap() {
         dir.path(),
         "client",
         &format!(
-            "{BASE}[client]\nt0 = 127.0.0.1:0:127.0.0.1:{}:{}\n",
-            target.addr.port(),
-            server.id
+            "{BASE}[client]\n{}",
+            tunnel_line("t0", target.addr, &server.id)
         ),
     );
     let client = Node::start_in(Some(&world.host_b), "client", &client_config, "client");

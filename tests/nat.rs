@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP};
 use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
-use common::{status_json, write_config, Node, WAIT};
+use common::{status_json, tunnel_line, write_config, Node, WAIT};
 
 const MIB: usize = 1024 * 1024;
 const BASE: &str = "listen = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
@@ -50,9 +50,8 @@ fn pair(server_nat: NatKind, client_nat: NatKind) {
         dir.path(),
         "client",
         &format!(
-            "{BASE}{entry}[client]\nt0 = 127.0.0.1:0:127.0.0.1:{}:{}\n",
-            target.addr.port(),
-            server.id
+            "{BASE}{entry}[client]\n{}",
+            tunnel_line("t0", target.addr, &server.id)
         ),
     );
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::traffic::{exchange, pattern_hash, Seen, Target};
-use common::{write_config, Node, NO_LAN, WAIT};
+use common::{tunnel_line, tunnel_lines, write_config, Node, NO_LAN, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
 
@@ -48,7 +48,7 @@ impl Pair {
     }
 
     fn tunnel(&self, name: &str) -> SocketAddr {
-        tunnel_addr(&self.client, name)
+        self.client.named_tunnel_addr(name)
     }
 }
 
@@ -58,15 +58,7 @@ fn client_config(
     targets: &[SocketAddr],
     extra: &str,
 ) -> std::path::PathBuf {
-    let mut lines = String::new();
-    for (i, target) in targets.iter().enumerate() {
-        lines.push_str(&format!(
-            "t{i} = 127.0.0.1:0:{}:{}:{}\n",
-            target.ip(),
-            target.port(),
-            server.id
-        ));
-    }
+    let lines = tunnel_lines(targets, &server.id);
     write_config(
         dir,
         "client",
@@ -76,17 +68,6 @@ fn client_config(
             server.udp_addr()
         ),
     )
-}
-
-fn tunnel_addr(client: &Node, name: &str) -> SocketAddr {
-    let line = client.wait_for(&["tunnel listening", &format!("tunnel={name} ")], WAIT);
-    let at = line.find("local=").unwrap() + 6;
-    line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 const MIB: usize = 1024 * 1024;
@@ -270,7 +251,7 @@ fn a_stranger_opens_nothing() {
         &format!("{FAST}[tunnel]\nopen_timeout = 1s\n"),
     );
     let stranger = Node::start("stranger", &stranger_config, "client");
-    let took = closed_within(tunnel_addr(&stranger, "t0"));
+    let took = closed_within(stranger.named_tunnel_addr("t0"));
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
     stranger.wait_for(&["tunnel closed", "unreachable"], WAIT);
     server.wait_for(&["refused hello: not a friend"], WAIT);
@@ -290,7 +271,7 @@ fn server_killed_mid_transfer_then_restarted() {
     let client = Node::start("client", &client_config, "client");
 
     use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(tunnel_addr(&client, "t0")).unwrap();
+    let mut stream = std::net::TcpStream::connect(client.named_tunnel_addr("t0")).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
@@ -320,7 +301,7 @@ fn server_killed_mid_transfer_then_restarted() {
     .unwrap();
     let restarted = Node::start("server2", &server_config, "server");
     assert_eq!(restarted.id, server.id);
-    let (received, hash) = exchange(tunnel_addr(&client, "t1"), 10, MIB);
+    let (received, hash) = exchange(client.named_tunnel_addr("t1"), 10, MIB);
     assert_eq!((received, hash), (MIB, pattern_hash(9, MIB)));
     assert_eq!(
         small.next_seen(WAIT),
@@ -342,16 +323,14 @@ fn sixteen_mebibytes_each_way_through_five_percent_loss() {
         dir.path(),
         "client",
         &format!(
-            "{FAST}[peers]\n{} = {}\n[client]\nt0 = 127.0.0.1:0:{}:{}:{}\n",
+            "{FAST}[peers]\n{} = {}\n[client]\n{}",
             server.id,
             relay.addr,
-            target.addr.ip(),
-            target.addr.port(),
-            server.id
+            tunnel_line("t0", target.addr, &server.id)
         ),
     );
     let client = Node::start("client", &client_config, "client");
-    let (received, hash) = exchange(tunnel_addr(&client, "t0"), 12, 16 * MIB);
+    let (received, hash) = exchange(client.named_tunnel_addr("t0"), 12, 16 * MIB);
     assert_eq!((received, hash), (16 * MIB, pattern_hash(11, 16 * MIB)));
     assert_eq!(
         target.next_seen(WAIT),

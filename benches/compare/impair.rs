@@ -2,7 +2,7 @@
 //! namespace, and a UDP relay that delays every datagram.
 
 use std::collections::VecDeque;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -78,15 +78,8 @@ type Queue = Arc<(Mutex<VecDeque<(Instant, Vec<u8>)>>, Condvar)>;
 
 impl DelayRelay {
     pub fn start(server: SocketAddr, delay: Duration) -> DelayRelay {
-        // Large buffers, as toxtun and kcptun both ask for their own: the
-        // relay is the delay, not a drop point for bursts.
-        let bind = || -> UdpSocket {
-            let socket = toxtun::net::udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            socket.set_nonblocking(false).unwrap();
-            socket
-        };
-        let front = bind();
-        let back = bind();
+        let front = crate::common::relay_socket();
+        let back = crate::common::relay_socket();
         back.connect(server).unwrap();
         let addr = front.local_addr().unwrap();
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::netns::within;
+use common::traffic::echo_server;
 use impair::{DelayRelay, LossyNamespace};
 use measure::{Holder, Sink};
 use subjects::{Path, Subject};
@@ -59,27 +60,6 @@ impl Targets {
     fn addrs(&self) -> Vec<SocketAddr> {
         vec![self.sink.addr, self.source, self.echo, self.fan]
     }
-}
-
-fn echo_server() -> SocketAddr {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let _ = stream.set_nodelay(true);
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn core_metrics(subject: &Subject, sink: &Sink, column: &mut Column) {

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 
-use crate::common::{write_config, Node, WAIT};
+use crate::common::{tunnel_lines, write_config, Node, WAIT};
 
 pub struct Subject {
     pub name: &'static str,
@@ -68,11 +68,7 @@ pub fn toxtun(targets: &[SocketAddr], path: Path) -> Subject {
         Path::Relay(relay) => relay(server_udp),
         _ => server_udp,
     };
-    let lines: String = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("t{i} = 127.0.0.1:0:{t}:{}\n", server.id))
-        .collect();
+    let lines = tunnel_lines(targets, &server.id);
     let client_config = write_config(
         dir.path(),
         "client",
@@ -80,16 +76,7 @@ pub fn toxtun(targets: &[SocketAddr], path: Path) -> Subject {
     );
     let client = Node::start_in(ns, "client", &client_config, "client");
     let entries = (0..targets.len())
-        .map(|i| {
-            let line = client.wait_for(&["tunnel listening", &format!("tunnel=t{i} ")], WAIT);
-            let at = line.find("local=").unwrap() + 6;
-            line[at..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .map(|i| client.named_tunnel_addr(&format!("t{i}")))
         .collect();
     let pids = vec![server.child.id(), client.child.id()];
     Subject {

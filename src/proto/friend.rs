@@ -63,7 +63,6 @@ pub struct Friend {
     pub peer_ready: bool,
     /// When we last asked the LAN for this friend.
     pub last_lan_query: Option<Instant>,
-
     /// When we last asked the friend, through a bootstrap node, to probe us.
     pub last_connect_request: Option<Instant>,
     /// Measured by the handshake and by direct probes.

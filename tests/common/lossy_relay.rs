@@ -6,7 +6,7 @@
 //! server only: whoever the server tells about the relay's address cannot
 //! reach the client through it.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -40,8 +40,8 @@ impl LossyRelay {
     }
 
     fn start_with(server: SocketAddr, loss_percent: u64, seed: u64, capture: bool) -> LossyRelay {
-        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let front = super::relay_socket();
+        let back = super::relay_socket();
         back.connect(server).unwrap();
         let addr = front.local_addr().unwrap();
         let dropped = Arc::new(AtomicUsize::new(0));

@@ -63,6 +63,30 @@ pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 pub const NO_LAN: &str = "lan_discovery = off\n";
 
+/// A blocking loopback UDP socket for an in-process relay, with buffers as
+/// large as the nodes' own: the relay impairs the path as told, and does
+/// not add drops of its own when a whole KCP window arrives at once.
+pub fn relay_socket() -> std::net::UdpSocket {
+    let socket = toxtun::net::udp::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    socket.set_nonblocking(false).unwrap();
+    socket
+}
+
+/// A `[client]` line: tunnel `name` on a free loopback port to `target`
+/// through the node whose ID is `server`.
+pub fn tunnel_line(name: &str, target: SocketAddr, server: &str) -> String {
+    format!("{name} = 127.0.0.1:0:{target}:{server}\n")
+}
+
+/// `[client]` lines t0, t1, ... for `targets`, in order.
+pub fn tunnel_lines(targets: &[SocketAddr], server: &str) -> String {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, target)| tunnel_line(&format!("t{i}"), *target, server))
+        .collect()
+}
+
 impl Node {
     /// Starts `toxtun -v -config CONFIG MODE` and waits for its ID line.
     pub fn start(name: &str, config: &Path, mode: &str) -> Node {
@@ -157,20 +181,27 @@ impl Node {
 
     /// The UDP address the node reported listening on.
     pub fn udp_addr(&self) -> SocketAddr {
-        let line = self.wait_for(&["node listening"], WAIT);
-        let at = line.find("udp=").expect("udp= field") + 4;
-        line[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        self.logged_addr(&["node listening"], "udp=")
     }
 
     /// The local address of the first tunnel the client reported listening.
     pub fn tunnel_addr(&self) -> SocketAddr {
-        let line = self.wait_for(&["tunnel listening"], WAIT);
-        let at = line.find("local=").expect("local= field") + 6;
+        self.logged_addr(&["tunnel listening"], "local=")
+    }
+
+    /// The local address of the client's tunnel `name`.
+    pub fn named_tunnel_addr(&self, name: &str) -> SocketAddr {
+        self.logged_addr(&["tunnel listening", &format!("tunnel={name} ")], "local=")
+    }
+
+    /// The address in `field` (as `field=ADDR`) of the first log line that
+    /// holds all of `needles`.
+    fn logged_addr(&self, needles: &[&str], field: &str) -> SocketAddr {
+        let line = self.wait_for(needles, WAIT);
+        let at = line
+            .find(field)
+            .unwrap_or_else(|| panic!("no {field} in {line}"))
+            + field.len();
         line[at..]
             .split_whitespace()
             .next()

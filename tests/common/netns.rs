@@ -229,26 +229,15 @@ impl World {
             "192.168.2.2/24",
             "5",
         );
-        in_ns(
-            &world.bootstrap,
-            &["ip", "route", "add", "default", "via", "10.0.0.1"],
-        );
-        in_ns(
-            &world.nat_a,
-            &["ip", "route", "add", "default", "via", "10.1.0.1"],
-        );
-        in_ns(
-            &world.nat_b,
-            &["ip", "route", "add", "default", "via", "10.2.0.1"],
-        );
-        in_ns(
-            &world.host_a,
-            &["ip", "route", "add", "default", "via", "192.168.1.1"],
-        );
-        in_ns(
-            &world.host_b,
-            &["ip", "route", "add", "default", "via", "192.168.2.1"],
-        );
+        for (ns, gateway) in [
+            (&world.bootstrap, "10.0.0.1"),
+            (&world.nat_a, "10.1.0.1"),
+            (&world.nat_b, "10.2.0.1"),
+            (&world.host_a, "192.168.1.1"),
+            (&world.host_b, "192.168.2.1"),
+        ] {
+            in_ns(ns, &["ip", "route", "add", "default", "via", gateway]);
+        }
         for ns in [&world.router, &world.nat_a, &world.nat_b] {
             in_ns(ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         }

@@ -155,3 +155,24 @@ pub fn first_byte_after(tunnel: SocketAddr, since: std::time::Instant) -> Durati
         .expect("first byte through the tunnel");
     since.elapsed()
 }
+
+/// Echoes every byte back on each connection, `TCP_NODELAY` on.
+pub fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
