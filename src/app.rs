@@ -13,8 +13,8 @@ use crate::cli::{Cli, Command};
 use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::PeerRef;
-use crate::identity::Identity;
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
+use crate::proto::identity::Identity;
 use crate::proto::{FriendNet, FriendNetConfig, Node, TunnelConfig};
 
 /// Without a config the key lives in the user's config directory.
@@ -41,8 +41,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let settings = load_settings(&cli)?;
     match cli.command {
         Command::Id => {
-            let (identity, _) =
-                Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+            let (identity, _) = crate::key_file::load_or_create(&settings.node.key_file)
+                .map_err(|e| e.to_string())?;
             println!("{}", identity.id());
             Ok(())
         }
@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
 
 fn run_bootstrap(settings: Settings) -> Result<(), String> {
     let (identity, _) =
-        Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+        crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     println!("{}", identity.id());
     let listen = settings
         .node
@@ -104,7 +104,7 @@ pub enum Mode {
 
 fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     let (identity, created) =
-        Identity::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
+        crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     if created {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
@@ -135,7 +135,9 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     });
     info!("shutting down");
     let _ = std::fs::remove_file(&control_path);
-    let _ = node.commands.try_send(event_loop::Command::Shutdown);
+    let _ = node
+        .commands
+        .try_send(crate::net::command::Command::Shutdown);
     node.join();
     result
 }
@@ -144,7 +146,7 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
 /// connection to the event loop.
 async fn listen_tunnels(
     settings: &Settings,
-    commands: mpsc::Sender<event_loop::Command>,
+    commands: mpsc::Sender<crate::net::command::Command>,
 ) -> Result<(), String> {
     for (index, spec) in settings.client.iter().enumerate() {
         let listener = TcpListener::bind(spec.listen).await.map_err(|e| {
@@ -161,7 +163,7 @@ async fn listen_tunnels(
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        let command = event_loop::Command::LocalConnection {
+                        let command = crate::net::command::Command::LocalConnection {
                             tunnel: index,
                             stream,
                         };

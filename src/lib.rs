@@ -4,15 +4,13 @@
 //! one event-loop thread that owns the UDP socket; `app` wires the two to
 //! the command line.
 
-pub mod address;
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod friends_file;
 pub mod id;
-pub mod identity;
-pub mod kcp_mode;
+pub mod key_file;
 pub mod net;
 pub mod proto;
 pub mod status;

@@ -1,8 +1,13 @@
-//! What `toxtun status` shows: a snapshot the event loop takes of itself.
+//! What `toxtun status` shows: the core's snapshot, rendered as text or
+//! as JSON (whose field names scripts rely on).
 
 use std::fmt::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::proto::snapshot::{PathKind, Snapshot};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -33,6 +38,50 @@ pub struct FriendStatus {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub tunnels: usize,
+}
+
+fn millis(value: Option<Duration>) -> Option<f64> {
+    value.map(|d| d.as_secs_f64() * 1000.0)
+}
+
+impl Status {
+    /// `udp` is the driver's socket address, which the core does not know.
+    pub fn new(snapshot: &Snapshot, udp: SocketAddr) -> Status {
+        Status {
+            id: snapshot.id.to_string(),
+            udp: udp.to_string(),
+            bootstrap: snapshot
+                .bootstrap
+                .iter()
+                .map(|b| BootstrapStatus {
+                    address: b.addr.to_string(),
+                    id: b.id.to_string(),
+                    up: b.up,
+                    rtt_ms: millis(b.rtt),
+                    public_address: b.public_addr.map(|a| a.to_string()),
+                })
+                .collect(),
+            friends: snapshot
+                .friends
+                .iter()
+                .map(|f| FriendStatus {
+                    key: f.key.to_string(),
+                    online: f.online,
+                    path: f.path.map(|p| match p {
+                        PathKind::Direct(_) => "direct".to_string(),
+                        PathKind::Relayed(_) => "relayed".to_string(),
+                    }),
+                    address: f.path.map(|p| match p {
+                        PathKind::Direct(addr) | PathKind::Relayed(addr) => addr.to_string(),
+                    }),
+                    rtt_ms: millis(f.rtt),
+                    bytes_in: f.bytes_in,
+                    bytes_out: f.bytes_out,
+                    tunnels: f.tunnels,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn ms(value: Option<f64>) -> String {

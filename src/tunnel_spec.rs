@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::address::{check_host, parse_port, split_fields};
 use crate::id::ToxId;
+use crate::proto::address::{check_host, parse_port, split_fields};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelSpec {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use toxtun::identity::Identity;
+use toxtun::proto::identity::Identity;
 use toxtun::proto::{FriendNet, FriendNetConfig};
 
 fn identity() -> Arc<Identity> {

@@ -34,11 +34,15 @@ pub async fn run(
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(transmit) = core.poll_transmit() {
-            if links.send(&transmit.dst, &transmit.payload) {
+            // The bootstrap core only ever answers a source.
+            let Some(dst) = transmit.unicast_addr() else {
+                continue;
+            };
+            if links.send(&dst, &transmit.payload) {
                 continue;
             }
-            if let Err(e) = socket.send_to(&transmit.payload, transmit.dst).await {
-                debug!(dst = %transmit.dst, error = %e, "send failed");
+            if let Err(e) = socket.send_to(&transmit.payload, dst).await {
+                debug!(%dst, error = %e, "send failed");
             }
         }
         let deadline = core.poll_timeout();

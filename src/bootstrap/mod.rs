@@ -131,7 +131,7 @@ impl Bootstrap {
     /// than what it sent: the bootstrap node never amplifies.
     fn reply(&mut self, dst: SocketAddr, payload: Vec<u8>, request_len: usize) {
         if payload.len() <= request_len {
-            self.transmits.push_back(Transmit::new(dst, payload));
+            self.transmits.push_back(Transmit::to(dst, payload));
         }
     }
 
@@ -225,7 +225,7 @@ impl Bootstrap {
         };
         debug!(from = %sender.short(), to = %target.short(), "passing connect request");
         let payload = rendezvous::connect_notify(&sender, &from);
-        self.transmits.push_back(Transmit::new(entry.addr, payload));
+        self.transmits.push_back(Transmit::to(entry.addr, payload));
     }
 
     fn on_relay(&mut self, now: Instant, from: SocketAddr, target: PublicKey, inner: &[u8]) {
@@ -239,7 +239,7 @@ impl Bootstrap {
         self.stats.relayed_packets += 1;
         self.stats.relayed_bytes += inner.len() as u64;
         let payload = rendezvous::relay(rendezvous::RELAYED, &sender, inner);
-        self.transmits.push_back(Transmit::new(dst, payload));
+        self.transmits.push_back(Transmit::to(dst, payload));
     }
 }
 

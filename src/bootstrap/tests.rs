@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::identity::Identity;
+use crate::proto::identity::Identity;
 
 const UNIX_NOW: u64 = 1_800_000_000;
 
@@ -56,7 +56,7 @@ fn announce_then_lookup_returns_record_and_observed_address() {
         &rendezvous::lookup(&[1; 8], &node.public_key()),
     );
     let reply = drain(&mut core).pop().unwrap();
-    assert_eq!(reply.dst, addr(2000));
+    assert_eq!(reply.unicast_addr(), Some(addr(2000)));
     match rendezvous::parse(&reply.payload) {
         Some(Rendezvous::LookupReply {
             nonce: [1, ..],
@@ -117,7 +117,7 @@ fn connect_is_passed_only_for_a_registered_sender() {
         &rendezvous::connect(&b.public_key(), &a.public_key()),
     );
     let notify = drain(&mut core).pop().unwrap();
-    assert_eq!(notify.dst, addr(2));
+    assert_eq!(notify.unicast_addr(), Some(addr(2)));
     assert_eq!(
         rendezvous::parse(&notify.payload),
         Some(Rendezvous::ConnectNotify {
@@ -156,7 +156,7 @@ fn relay_forwards_between_registered_nodes_within_the_rate() {
         20,
         "burst of 20000 bytes allows 20 packets of 1000"
     );
-    assert!(out.iter().all(|t| t.dst == addr(2)));
+    assert!(out.iter().all(|t| t.unicast_addr() == Some(addr(2))));
     assert_eq!(
         rendezvous::parse(&out[0].payload),
         Some(Rendezvous::Relayed {
@@ -217,7 +217,7 @@ fn no_answer_to_an_unauthenticated_source_is_larger_than_its_question() {
     for question in &questions {
         core.handle_datagram(now, UNIX_NOW, stranger, question);
         for reply in drain(&mut core) {
-            assert_eq!(reply.dst, stranger);
+            assert_eq!(reply.unicast_addr(), Some(stranger));
             assert!(
                 reply.payload.len() <= question.len(),
                 "{} bytes answered {}",

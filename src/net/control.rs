@@ -9,7 +9,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use super::event_loop::Command;
+use super::command::Command;
 
 pub fn socket_path(key_file: &Path) -> PathBuf {
     let mut name = key_file.as_os_str().to_owned();

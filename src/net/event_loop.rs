@@ -3,7 +3,7 @@
 //! to it through channels. No locks around protocol state.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, info, warn};
 
+use super::command::Command;
 use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
 use crate::friends_file;
-use crate::id::PublicKey;
-use crate::proto::{ConnId, Node, NodeEvent};
+use crate::proto::{ConnId, Dest, Node, NodeEvent};
 use crate::tunnel_spec::TunnelSpec;
 
 const MAX_DATAGRAM: usize = 65536;
@@ -37,44 +37,6 @@ const SEND_QUEUE: usize = 1024;
 /// A bootstrap node unreachable over UDP is tried over TCP this often.
 const TCP_LINK_RETRY: Duration = Duration::from_secs(5);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub enum Command {
-    Shutdown,
-    /// Client: a local connection arrived on tunnel number `tunnel`.
-    LocalConnection {
-        tunnel: usize,
-        stream: TcpStream,
-    },
-    /// Server: the outcome of connecting to a friend's target.
-    TargetConnected {
-        friend: PublicKey,
-        request: u32,
-        result: Result<TcpStream, String>,
-    },
-    LocalData {
-        conn: ConnId,
-        bytes: Vec<u8>,
-    },
-    LocalEof {
-        conn: ConnId,
-    },
-    LocalFailed {
-        conn: ConnId,
-        reason: String,
-    },
-    WriterReady {
-        conn: ConnId,
-    },
-    /// The outcome of connecting to a bootstrap node over TCP.
-    BootstrapLink {
-        addr: SocketAddr,
-        result: Result<TcpStream, String>,
-    },
-    /// From the control socket: a snapshot for `toxtun status`.
-    Status {
-        reply: tokio::sync::oneshot::Sender<crate::status::Status>,
-    },
-}
 
 pub struct LoopHandle {
     pub commands: mpsc::Sender<Command>,
@@ -282,55 +244,66 @@ impl EventLoop {
     }
 
     async fn send_transmits(&mut self) {
-        let mut plain: Vec<crate::proto::Transmit> = Vec::new();
+        let mut plain: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         while let Some(transmit) = self.node.poll_transmit() {
-            if self.links.send(&transmit.dst, &transmit.payload) {
-                continue;
-            }
-            let special = transmit.ttl.is_some() || transmit.dst.ip() == Ipv4Addr::BROADCAST;
-            if !special {
-                plain.push(transmit);
-                if plain.len() == SEND_QUEUE {
-                    self.send_batch(&mut plain).await;
+            let dst = match (transmit.dst, transmit.ttl) {
+                (Dest::Unicast(dst), None) => {
+                    if !self.links.send(&dst, &transmit.payload) {
+                        plain.push((dst, transmit.payload));
+                        if plain.len() == SEND_QUEUE {
+                            self.send_batch(&mut plain).await;
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
+                (dst, _) => dst,
+            };
             // Keep the order: what was queued before goes first.
             self.send_batch(&mut plain).await;
-            if transmit.dst.ip() == Ipv4Addr::BROADCAST {
-                for broadcast in super::lan::broadcast_addrs() {
-                    let dst = SocketAddr::from((broadcast, transmit.dst.port()));
-                    if let Err(e) = self.socket.send_to(&transmit.payload, dst).await {
-                        debug!(%dst, error = %e, "LAN query not sent");
+            match dst {
+                Dest::LanBroadcast(port) => {
+                    for broadcast in super::lan::broadcast_addrs() {
+                        let dst = SocketAddr::from((broadcast, port));
+                        if let Err(e) = self.socket.send_to(&transmit.payload, dst).await {
+                            debug!(%dst, error = %e, "LAN query not sent");
+                        }
                     }
                 }
-                continue;
-            }
-            let default_ttl = match transmit.ttl {
-                Some(ttl) => self
-                    .socket
-                    .ttl()
-                    .ok()
-                    .filter(|_| self.socket.set_ttl(ttl).is_ok()),
-                None => None,
-            };
-            if let Err(e) = self.socket.send_to(&transmit.payload, transmit.dst).await {
-                debug!(dst = %transmit.dst, error = %e, "send failed");
-            }
-            if let Some(ttl) = default_ttl {
-                let _ = self.socket.set_ttl(ttl);
+                Dest::Unicast(dst) => {
+                    self.send_with_ttl(dst, &transmit.payload, transmit.ttl)
+                        .await
+                }
             }
         }
         self.send_batch(&mut plain).await;
     }
 
+    /// One datagram with its own IP TTL (hole punching); the socket's
+    /// default is put back after.
+    async fn send_with_ttl(&mut self, dst: SocketAddr, payload: &[u8], ttl: Option<u32>) {
+        let default_ttl = match ttl {
+            Some(ttl) => self
+                .socket
+                .ttl()
+                .ok()
+                .filter(|_| self.socket.set_ttl(ttl).is_ok()),
+            None => None,
+        };
+        if let Err(e) = self.socket.send_to(payload, dst).await {
+            debug!(%dst, error = %e, "send failed");
+        }
+        if let Some(ttl) = default_ttl {
+            let _ = self.socket.set_ttl(ttl);
+        }
+    }
+
     /// Sends and empties `queue` with as few system calls as the socket
     /// allows.
-    async fn send_batch(&mut self, queue: &mut Vec<crate::proto::Transmit>) {
+    async fn send_batch(&mut self, queue: &mut Vec<(SocketAddr, Vec<u8>)>) {
         let fd = self.socket.as_raw_fd();
         let datagrams: Vec<(SocketAddr, &[u8])> = queue
             .iter()
-            .map(|t| (t.dst, t.payload.as_slice()))
+            .map(|(dst, payload)| (*dst, payload.as_slice()))
             .collect();
         let mut sent = 0;
         while sent < datagrams.len() {
@@ -426,7 +399,7 @@ impl EventLoop {
                     .socket
                     .local_addr()
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-                let _ = reply.send(self.node.status(now, udp));
+                let _ = reply.send(crate::status::Status::new(&self.node.snapshot(now), udp));
             }
         }
         true

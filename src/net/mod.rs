@@ -1,6 +1,7 @@
 //! Drivers: the event-loop thread that owns the UDP socket (and any TCP
 //! links to bootstrap nodes) and the core.
 
+pub mod command;
 pub mod control;
 pub mod event_loop;
 pub mod lan;

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::event_loop::Command;
+use super::command::Command;
 use crate::id::PublicKey;
 use crate::proto::ConnId;
 

@@ -15,14 +15,16 @@ mod lan_discovery;
 use super::discovery::Discovery;
 use super::friend::{Attempt, Friend, Slot};
 use super::handshake::{self, InitPayload};
+use super::identity::Identity;
 use super::lan;
 use super::record::Record;
 use super::rendezvous::{self, Rendezvous};
 use super::route::Route;
 use super::session::Session;
+use super::snapshot::{BootstrapSnapshot, FriendSnapshot};
+use super::transmit::Transmit;
 use super::wire::{self, Packet};
 use crate::id::{PeerRef, PublicKey, ToxId};
-use crate::identity::Identity;
 use crate::token_bucket::TokenBucket;
 
 /// A session older than this is replaced by a fresh handshake.
@@ -68,24 +70,6 @@ pub struct FriendNetConfig {
     pub accept_requests: bool,
     /// Broadcast LAN queries for offline friends and answer those for us.
     pub lan_discovery: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub dst: SocketAddr,
-    pub payload: Vec<u8>,
-    /// Send with this IP TTL instead of the default (hole punching).
-    pub ttl: Option<u32>,
-}
-
-impl Transmit {
-    pub fn new(dst: SocketAddr, payload: Vec<u8>) -> Self {
-        Transmit {
-            dst,
-            payload,
-            ttl: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,7 +495,7 @@ impl FriendNet {
         if frame == Some(FRAME_PROBE) {
             if let Route::Direct(addr) = from {
                 // Answer on the path the probe came by: that proves it both ways.
-                self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE_ACK]);
+                self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE_ACK], None);
             }
         }
         if plain.is_empty() || probe {
@@ -659,7 +643,7 @@ impl FriendNet {
             self.discovery.lookups.insert(nonce, (key, via));
             debug!(friend = %key.short(), bootstrap = %via, "looking up friend");
             self.transmits
-                .push_back(Transmit::new(via, rendezvous::lookup(&nonce, &key)));
+                .push_back(Transmit::to(via, rendezvous::lookup(&nonce, &key)));
         }
     }
 
@@ -750,7 +734,7 @@ impl FriendNet {
                 // only by our handshake drops this one.
                 let me = self.identity.public_key();
                 self.transmits
-                    .push_back(Transmit::new(via, rendezvous::connect(&key, &me)));
+                    .push_back(Transmit::to(via, rendezvous::connect(&key, &me)));
                 self.start_initiation(now, key);
             }
             Some(Rendezvous::ConnectNotify { sender, observed }) => {
@@ -798,7 +782,7 @@ impl FriendNet {
             // as down (failover) or as unreachable by UDP (TCP fallback).
             let retry = ANNOUNCE_RETRY * (1 << node.unanswered.min(3));
             node.next_announce = now + retry.min(keepalive);
-            self.transmits.push_back(Transmit::new(
+            self.transmits.push_back(Transmit::to(
                 node.addr,
                 rendezvous::announce(&nonce, &record),
             ));
@@ -827,16 +811,15 @@ impl FriendNet {
         // round of silence from the friend we stop waiting for its word.
         let low = friend.probes == 1 || (!friend.peer_ready && friend.probes < QUICK_PROBES);
         let relay = friend.relay;
-        if self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE]) && low {
-            if let Some(sent) = self.transmits.back_mut() {
-                sent.ttl = Some(LOW_TTL);
-            }
+        let ttl = low.then_some(LOW_TTL);
+        if self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE], ttl) && low {
             if let Some(via) = relay {
                 self.send_on(
                     now,
                     &key,
                     Route::Relay { via, peer: key },
                     &[FRAME_PUNCH_READY],
+                    None,
                 );
             }
         }
@@ -848,10 +831,17 @@ impl FriendNet {
         let Some(route) = self.route_to(now, key) else {
             return false;
         };
-        self.send_on(now, key, route, payload)
+        self.send_on(now, key, route, payload, None)
     }
 
-    fn send_on(&mut self, now: Instant, key: &PublicKey, route: Route, payload: &[u8]) -> bool {
+    fn send_on(
+        &mut self,
+        now: Instant,
+        key: &PublicKey,
+        route: Route,
+        payload: &[u8],
+        ttl: Option<u32>,
+    ) -> bool {
         let Some(friend) = self.friends.get_mut(key) else {
             return false;
         };
@@ -868,7 +858,9 @@ impl FriendNet {
             friend.unanswered_since = Some(now);
         }
         friend.bytes_out += packet.len() as u64;
-        self.transmits.push_back(route.transmit(packet));
+        let mut transmit = route.transmit(packet);
+        transmit.ttl = ttl;
+        self.transmits.push_back(transmit);
         if rekey && friend.attempt.is_none() {
             self.start_initiation(now, *key);
         }
@@ -1014,7 +1006,7 @@ impl FriendNet {
                     friend.last_connect_request = Some(now);
                     let me = self.identity.public_key();
                     let connect = rendezvous::connect(&key, &me);
-                    self.transmits.push_back(Transmit::new(via, connect));
+                    self.transmits.push_back(Transmit::to(via, connect));
                 }
                 self.probe(now, key);
             }
@@ -1025,41 +1017,39 @@ impl FriendNet {
         }
     }
 
-    /// Friends for `status`; the tunnel counts are the caller's to fill in.
-    pub fn friend_status(&self, now: Instant) -> Vec<(PublicKey, crate::status::FriendStatus)> {
-        let mut out: Vec<_> = self
+    /// Friends for a snapshot; the tunnel counts are the caller's to fill in.
+    pub fn friend_snapshots(&self, now: Instant) -> Vec<FriendSnapshot> {
+        let mut out: Vec<FriendSnapshot> = self
             .friends
             .iter()
-            .map(|(key, f)| {
-                let route = f.online.then(|| self.route_to(now, key)).flatten();
-                let status = crate::status::FriendStatus {
-                    key: key.to_string(),
-                    online: f.online,
-                    path: route
-                        .map(|r| if r.is_direct() { "direct" } else { "relayed" }.to_string()),
-                    address: route.map(|r| r.socket_addr().to_string()),
-                    rtt_ms: f.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                    bytes_in: f.bytes_in,
-                    bytes_out: f.bytes_out,
-                    tunnels: 0,
-                };
-                (*key, status)
+            .map(|(key, f)| FriendSnapshot {
+                key: *key,
+                online: f.online,
+                path: f
+                    .online
+                    .then(|| self.route_to(now, key))
+                    .flatten()
+                    .map(|route| route.kind()),
+                rtt: f.rtt,
+                bytes_in: f.bytes_in,
+                bytes_out: f.bytes_out,
+                tunnels: 0,
             })
             .collect();
-        out.sort_by_key(|(key, _)| *key);
+        out.sort_by_key(|f| f.key);
         out
     }
 
-    pub fn bootstrap_status(&self) -> Vec<crate::status::BootstrapStatus> {
+    pub fn bootstrap_snapshots(&self) -> Vec<BootstrapSnapshot> {
         self.discovery
             .nodes
             .iter()
-            .map(|n| crate::status::BootstrapStatus {
-                address: n.addr.to_string(),
-                id: n.id.to_string(),
+            .map(|n| BootstrapSnapshot {
+                addr: n.addr,
+                id: n.id,
                 up: Discovery::is_up(n),
-                rtt_ms: n.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                public_address: n.public_addr.map(|a| a.to_string()),
+                rtt: n.rtt,
+                public_addr: n.public_addr,
             })
             .collect()
     }

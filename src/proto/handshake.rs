@@ -8,11 +8,11 @@ use blake2::digest::{Digest, KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac};
 use snow::{HandshakeState, StatelessTransportState};
 
+use super::identity::{verify_certificate, Identity};
 use super::wire::{
     INIT_PAYLOAD_LEN, MAC_LEN, NOISE_MSG1_LEN, NOISE_MSG2_LEN, RESPONSE_PAYLOAD_LEN,
 };
 use crate::id::{PublicKey, ToxId};
-use crate::identity::{verify_certificate, Identity};
 
 const NOISE_PARAMS: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 const PROLOGUE: &[u8] = b"toxtun friend handshake v1";

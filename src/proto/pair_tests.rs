@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
+use super::identity::Identity;
 use super::{Event, FriendNet, FriendNetConfig, Transmit};
 use crate::id::PeerRef;
-use crate::identity::Identity;
 
 pub(super) fn config(accept_requests: bool) -> FriendNetConfig {
     FriendNetConfig {
@@ -83,7 +83,7 @@ fn pump(nodes: &mut [&mut Node], now: Instant) -> usize {
         for (from, t) in in_flight {
             moved += 1;
             let src = nodes[from].addr;
-            if let Some(dst) = nodes.iter_mut().find(|n| n.addr == t.dst) {
+            if let Some(dst) = nodes.iter_mut().find(|n| Some(n.addr) == t.unicast_addr()) {
                 dst.core.handle_datagram(now, src, &t.payload);
             }
         }

@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::identity::{verify_certificate, verify_signature, Identity};
 use crate::id::PublicKey;
-use crate::identity::{verify_certificate, verify_signature, Identity};
 
 const VERSION: u8 = 1;
 const SIGN_DOMAIN: &[u8] = b"toxtun record v1";

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::pair_tests::{config, Node as Peer};
+use super::tunnel::allow::AllowRule;
+use super::tunnel::kcp_settings::KcpSettings;
 use super::{Node, NodeEvent, TunnelConfig};
-use crate::config::AllowRule;
 use crate::id::PeerRef;
-use crate::kcp_mode::KcpSettings;
 use crate::proto::ConnId;
 
 const CONN: ConnId = 7;

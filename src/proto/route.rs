@@ -5,7 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::rendezvous;
-use super::Transmit;
+use super::snapshot::PathKind;
+use super::transmit::Transmit;
 use crate::id::PublicKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +25,18 @@ impl Route {
 
     pub fn transmit(&self, payload: Vec<u8>) -> Transmit {
         match self {
-            Route::Direct(dst) => Transmit::new(*dst, payload),
+            Route::Direct(dst) => Transmit::to(*dst, payload),
             Route::Relay { via, peer } => {
-                Transmit::new(*via, rendezvous::relay(rendezvous::RELAY, peer, &payload))
+                Transmit::to(*via, rendezvous::relay(rendezvous::RELAY, peer, &payload))
             }
         }
     }
 
-    pub fn is_direct(&self) -> bool {
-        matches!(self, Route::Direct(_))
+    pub fn kind(&self) -> PathKind {
+        match self {
+            Route::Direct(addr) => PathKind::Direct(*addr),
+            Route::Relay { via, .. } => PathKind::Relayed(*via),
+        }
     }
 }
 

@@ -1,13 +1,14 @@
 //! The friend network's side of LAN discovery (wire format in `proto::lan`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, trace};
 
-use super::{FriendNet, Transmit};
+use super::FriendNet;
 use crate::id::PublicKey;
 use crate::proto::lan::{self, Lan};
+use crate::proto::transmit::Transmit;
 
 /// Answers to LAN queries a second at most: a spoofed query makes us send
 /// an answer of its own size to someone, so cap how often.
@@ -33,7 +34,7 @@ impl FriendNet {
         }
         debug!(%from, "answering a LAN query for us");
         self.transmits
-            .push_back(Transmit::new(from, lan::here(&key)));
+            .push_back(Transmit::to(from, lan::here(&key)));
     }
 
     /// A friend we dial answered our LAN query: handshake with it there.
@@ -73,8 +74,7 @@ impl FriendNet {
             return;
         }
         friend.last_lan_query = Some(now);
-        let broadcast = SocketAddr::from((Ipv4Addr::BROADCAST, lan::PORT));
         self.transmits
-            .push_back(Transmit::new(broadcast, lan::query(&key)));
+            .push_back(Transmit::lan_broadcast(lan::PORT, lan::query(&key)));
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use kcp::Kcp;
 
-use crate::kcp_mode::KcpSettings;
+use super::kcp_settings::KcpSettings;
 
 /// Inner frame type of a DATA payload that carries KCP output.
 pub const FRAME_KCP: u8 = 1;

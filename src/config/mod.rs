@@ -2,16 +2,22 @@
 //! the line and the key, and says what is wrong.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ini::{Ini, ParseOption};
 
-use crate::address::{parse_host_port, HostPort};
+mod kcp;
+mod values;
+
+use values::{parse_allow_rule, parse_bootstrap, parse_listen, split_list};
+pub use values::{parse_duration, parse_flag, resolve};
+
 use crate::id::{PeerRef, ToxId};
-use crate::kcp_mode::KcpSettings;
+use crate::proto::address::HostPort;
+use crate::proto::tunnel::allow::AllowRule;
+use crate::proto::tunnel::kcp_settings::KcpSettings;
 use crate::tunnel_spec::{parse_tunnel_line, TunnelSpec};
 
 pub const DEFAULT_PORT: u16 = 33445;
@@ -70,45 +76,6 @@ pub struct TunnelTimeouts {
     pub open_timeout: Duration,
     /// A tunnelled connection with no traffic either way for this long is reset.
     pub idle_timeout: Duration,
-}
-
-/// A target friends may reach: a host (IP, name, or `*`) and a port or `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowRule {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-}
-
-impl AllowRule {
-    pub fn permits(&self, host: &str, port: u16) -> bool {
-        let host_ok = match &self.host {
-            None => true,
-            Some(rule) => same_host(rule, host),
-        };
-        host_ok && self.port.is_none_or(|p| p == port)
-    }
-}
-
-fn same_host(a: &str, b: &str) -> bool {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a.eq_ignore_ascii_case(b),
-    }
-}
-
-impl fmt::Display for AllowRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = self.host.as_deref().unwrap_or("*");
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
-        match self.port {
-            Some(p) => write!(f, "{host}:{p}"),
-            None => write!(f, "{host}:*"),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,9 +155,7 @@ impl Settings {
                         settings.client.push(spec);
                         true
                     }
-                    "kcp" => settings
-                        .kcp
-                        .set(key, value)
+                    "kcp" => kcp::set(&mut settings.kcp, key, value)
                         .map_err(|e| reader.error(section_name, key, e))?,
                     "tunnel" => settings.tunnel_key(&reader, key, value)?,
                     "bootstrap" => settings.bootstrap_key(&reader, key, value)?,
@@ -427,10 +392,6 @@ impl Reader<'_> {
     }
 }
 
-fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
 fn parse_peer(r: &Reader, key: &str, value: &str) -> Result<PeerHint, ConfigError> {
     let peer: PeerRef = key
         .parse()
@@ -439,246 +400,5 @@ fn parse_peer(r: &Reader, key: &str, value: &str) -> Result<PeerHint, ConfigErro
     Ok(PeerHint { peer, addr })
 }
 
-/// Resolves HOST:PORT to one socket address; names are looked up once, here.
-pub fn resolve(value: &str) -> Result<SocketAddr, String> {
-    let hp = parse_host_port(value)?;
-    let port = hp
-        .port
-        .ok_or_else(|| format!("'{value}': a port is required here, not '*'"))?;
-    (hp.host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("'{value}': cannot resolve '{}': {e}", hp.host))?
-        .next()
-        .ok_or_else(|| format!("'{value}': '{}' has no address", hp.host))
-}
-
-fn parse_listen(value: &str) -> Result<SocketAddr, String> {
-    let hp = parse_host_port(value)?;
-    let port = hp
-        .port
-        .ok_or_else(|| format!("'{value}': a port is required (0 = any free port)"))?;
-    let ip = if hp.host == "*" {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    } else {
-        hp.host
-            .parse()
-            .map_err(|_| format!("'{value}': listen needs an IP address, not '{}'", hp.host))?
-    };
-    Ok(SocketAddr::new(ip, port))
-}
-
-pub fn parse_flag(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("'{value}' is not on or off")),
-    }
-}
-
-fn parse_bootstrap(item: &str) -> Result<(HostPort, ToxId), String> {
-    let (addr, id) = item
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{item}': expected HOST:PORT:ID"))?;
-    let id: ToxId = id.parse().map_err(|e| format!("'{item}': bad ID: {e}"))?;
-    let hp = parse_host_port(addr)?;
-    if hp.port.is_none() {
-        return Err(format!("'{item}': a bootstrap node needs a port"));
-    }
-    Ok((hp, id))
-}
-
-fn parse_allow_rule(item: &str) -> Result<AllowRule, String> {
-    let hp = parse_host_port(item)?;
-    let host = if hp.host == "*" { None } else { Some(hp.host) };
-    Ok(AllowRule {
-        host,
-        port: hp.port,
-    })
-}
-
-/// `15s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{value}' is not a duration (examples: 15s, 500ms, 2m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("'{other}' is not a time unit (use ms, s, m or h)")),
-    };
-    let seconds = number * scale;
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(format!("'{value}' must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SERVER_ID: &str =
-        "A5A02FECA08E3EAC7E646B89C0507A8AAF9136E05DC756FF09F86230951820670F908F2E7719";
-
-    fn parse(text: &str) -> Result<Settings, ConfigError> {
-        Settings::parse(Path::new("/etc/toxtun.ini"), text)
-    }
-
-    fn error_of(text: &str) -> String {
-        parse(text).expect_err("config should be rejected").0
-    }
-
-    #[test]
-    fn go_toxtun_config_parses() {
-        let s = parse(&format!(
-            "[server]\nname = whttpd\n\n[client]\ntoxtun1 = *:81:127.0.0.1:8181:{SERVER_ID}\n"
-        ))
-        .unwrap();
-        assert_eq!(s.client.len(), 1);
-        assert_eq!(s.client[0].listen.port(), 81);
-        assert_eq!(s.client[0].target(), "127.0.0.1:8181");
-        assert_eq!(s.client[0].server.to_string(), SERVER_ID);
-        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    }
-
-    #[test]
-    fn inline_comments_and_defaults() {
-        let s = parse("[node]\nkey_file = my.key   ; secret\nlisten = 127.0.0.1:0 ; any port\n")
-            .unwrap();
-        assert_eq!(s.node.key_file, Path::new("/etc/my.key"));
-        assert_eq!(s.node.listen, Some("127.0.0.1:0".parse().unwrap()));
-        assert_eq!(s.server.allow, default_allow());
-    }
-
-    #[test]
-    fn bootstrap_lines_add_up() {
-        let s = parse(&format!(
-            "[node]\nbootstrap = a.example:1:{SERVER_ID}, b.example:2:{SERVER_ID}\nbootstrap = c.example:3:{SERVER_ID}\n"
-        ))
-        .unwrap();
-        let hosts: Vec<String> = s
-            .node
-            .bootstrap
-            .iter()
-            .map(|(h, _)| h.to_string())
-            .collect();
-        assert_eq!(hosts, ["a.example:1", "b.example:2", "c.example:3"]);
-    }
-
-    #[test]
-    fn bad_checksum_names_file_line_and_reason() {
-        let mut id = SERVER_ID.to_string();
-        id.replace_range(0..1, "B");
-        let err = error_of(&format!("[client]\n\nt1 = *:81:127.0.0.1:8181:{id}\n"));
-        assert!(err.starts_with("/etc/toxtun.ini:3: [client] t1:"), "{err}");
-        assert!(err.contains("checksum"), "{err}");
-    }
-
-    #[test]
-    fn bad_length_and_non_hex_ids_are_rejected() {
-        let err = error_of(&format!(
-            "[client]\nt1 = *:81:127.0.0.1:8181:{}\n",
-            &SERVER_ID[..70]
-        ));
-        assert!(
-            err.contains("/etc/toxtun.ini:2") && err.contains("70"),
-            "{err}"
-        );
-        let mut id = SERVER_ID.to_string();
-        id.replace_range(5..6, "Z");
-        let err = error_of(&format!("[server]\nfriends = {id}\n"));
-        assert!(
-            err.contains("/etc/toxtun.ini:2") && err.contains("'Z' is not a hex digit"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn bad_addresses_are_rejected() {
-        let err = error_of("[node]\nlisten = 1.2.3:99999\n");
-        assert!(
-            err.starts_with("/etc/toxtun.ini:2: [node] listen:"),
-            "{err}"
-        );
-        let err = error_of(&format!("[peers]\n{SERVER_ID} = 127.0.0.1\n"));
-        assert!(
-            err.contains("/etc/toxtun.ini:2") && err.contains("HOST:PORT"),
-            "{err}"
-        );
-        let err = error_of(&format!("[client]\nt = *:81:127.0.0.1:70000:{SERVER_ID}\n"));
-        assert!(
-            err.contains("/etc/toxtun.ini:2") && err.contains("70000"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn duplicate_listen_port_is_rejected() {
-        let err = error_of(&format!(
-            "[client]\na = *:81:127.0.0.1:1:{SERVER_ID}\nb = *:81:127.0.0.1:2:{SERVER_ID}\n"
-        ));
-        assert!(
-            err.contains("/etc/toxtun.ini:3: [client] b") && err.contains("'a'"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_key_given_twice_is_rejected_with_both_lines() {
-        let err = error_of("[server]\nallow = *:22\n\n[server]\nallow = *:80\n");
-        assert_eq!(
-            err,
-            "/etc/toxtun.ini:5: [server] allow: given again (first on line 2); give each key once"
-        );
-        let err = error_of(&format!(
-            "[client]\nt = *:81:127.0.0.1:1:{SERVER_ID}\nt = *:82:127.0.0.1:2:{SERVER_ID}\n"
-        ));
-        assert!(
-            err.starts_with("/etc/toxtun.ini:3: [client] t: given again"),
-            "{err}"
-        );
-        let err = error_of(&format!(
-            "[peers]\n{SERVER_ID} = 10.0.0.1:1\n{SERVER_ID} = 10.0.0.2:1\n"
-        ));
-        assert!(
-            err.contains(":3: [peers]") && err.contains("line 2"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_keys_and_sections_warn() {
-        let s = parse("[node]\ncolour = blue\n[extra]\nx = 1\n").unwrap();
-        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-        assert!(s.warnings[0].contains(":2:") && s.warnings[0].contains("colour"));
-        assert!(s.warnings[1].contains("[extra]"));
-    }
-
-    #[test]
-    fn allow_rules_match_host_and_port() {
-        let s = parse("[server]\nallow = 10.0.0.5:22, *:8080, [::1]:*\n").unwrap();
-        let allows = |h: &str, p| s.server.allow.iter().any(|r| r.permits(h, p));
-        assert!(allows("10.0.0.5", 22));
-        assert!(!allows("10.0.0.5", 23));
-        assert!(allows("example.org", 8080));
-        assert!(allows("0:0:0:0:0:0:0:1", 9));
-        assert!(!allows("127.0.0.1", 9));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
-}
+mod tests;

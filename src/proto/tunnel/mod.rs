@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW, PROTOCOL_TCP};
-use super::link::{new_pipe, Channel, ConnId, Link, Pipe, FRAME_KCP};
+pub mod allow;
+pub mod control;
+pub mod kcp_settings;
+pub mod link;
+
+use self::allow::AllowRule;
+use self::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW, PROTOCOL_TCP};
+use self::kcp_settings::KcpSettings;
+use self::link::{new_pipe, Channel, ConnId, Link, Pipe, FRAME_KCP};
+use super::snapshot::Snapshot;
 use super::{Event, FriendNet, Transmit};
-use crate::config::AllowRule;
 use crate::id::{PublicKey, ToxId};
-use crate::kcp_mode::KcpSettings;
 
 /// A closed channel stays this long to acknowledge late retransmissions.
 const LINGER: Duration = Duration::from_secs(3);
@@ -122,22 +128,17 @@ impl Node {
         &mut self.net
     }
 
-    pub fn status(&self, now: Instant, udp: SocketAddr) -> crate::status::Status {
-        let friends = self
-            .net
-            .friend_status(now)
-            .into_iter()
-            .map(|(key, mut status)| {
-                status.tunnels = self.links.get(&key).map_or(0, |l| {
-                    l.channels.values().filter(|c| c.conn.is_some()).count()
-                });
-                status
-            })
-            .collect();
-        crate::status::Status {
-            id: self.net.identity().id().to_string(),
-            udp: udp.to_string(),
-            bootstrap: self.net.bootstrap_status(),
+    /// What `toxtun status` shows; call whenever it is asked for.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut friends = self.net.friend_snapshots(now);
+        for friend in &mut friends {
+            friend.tunnels = self.links.get(&friend.key).map_or(0, |l| {
+                l.channels.values().filter(|c| c.conn.is_some()).count()
+            });
+        }
+        Snapshot {
+            id: self.net.identity().id(),
+            bootstrap: self.net.bootstrap_snapshots(),
             friends,
         }
     }
@@ -434,12 +435,10 @@ impl Node {
             Some(_) if protocol != PROTOCOL_TCP => {
                 Some(format!("protocol {protocol} is not supported"))
             }
-            Some(rules) => match crate::address::parse_host_port(&target) {
+            Some(rules) => match allow::permitted(rules, &target) {
                 Err(e) => Some(format!("bad target: {e}")),
-                Ok(hp) => match hp.port {
-                    Some(port) if rules.iter().any(|r| r.permits(&hp.host, port)) => None,
-                    _ => Some(format!("target {target} is not in the allow list")),
-                },
+                Ok(true) => None,
+                Ok(false) => Some(format!("target {target} is not in the allow list")),
             },
         };
         if let Some(reason) = refusal {

@@ -1,0 +1,47 @@
+//! What other tasks tell the event loop: the only way in, since the loop
+//! owns all protocol state and takes no locks.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
+
+use crate::id::PublicKey;
+use crate::proto::ConnId;
+
+pub enum Command {
+    Shutdown,
+    /// Client: a local connection arrived on tunnel number `tunnel`.
+    LocalConnection {
+        tunnel: usize,
+        stream: TcpStream,
+    },
+    /// Server: the outcome of connecting to a friend's target.
+    TargetConnected {
+        friend: PublicKey,
+        request: u32,
+        result: Result<TcpStream, String>,
+    },
+    LocalData {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    LocalEof {
+        conn: ConnId,
+    },
+    LocalFailed {
+        conn: ConnId,
+        reason: String,
+    },
+    WriterReady {
+        conn: ConnId,
+    },
+    /// The outcome of connecting to a bootstrap node over TCP.
+    BootstrapLink {
+        addr: SocketAddr,
+        result: Result<TcpStream, String>,
+    },
+    /// From the control socket: a snapshot for `toxtun status`.
+    Status {
+        reply: tokio::sync::oneshot::Sender<crate::status::Status>,
+    },
+}

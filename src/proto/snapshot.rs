@@ -1,0 +1,46 @@
+//! What the core can say about itself at one instant, as typed data: the
+//! driver renders it (`toxtun status`), the core never formats it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::id::{PublicKey, ToxId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: ToxId,
+    pub bootstrap: Vec<BootstrapSnapshot>,
+    /// Ordered by key, so two snapshots of the same state are equal.
+    pub friends: Vec<FriendSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapSnapshot {
+    pub addr: SocketAddr,
+    pub id: ToxId,
+    pub up: bool,
+    pub rtt: Option<Duration>,
+    /// Our address as this bootstrap node sees it.
+    pub public_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Straight to the friend at this address.
+    Direct(SocketAddr),
+    /// Through the relay of the bootstrap node at this address.
+    Relayed(SocketAddr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FriendSnapshot {
+    pub key: PublicKey,
+    pub online: bool,
+    /// None while offline.
+    pub path: Option<PathKind>,
+    pub rtt: Option<Duration>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Tunnelled connections open with this friend.
+    pub tunnels: usize,
+}
