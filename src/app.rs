@@ -15,7 +15,7 @@ use crate::friends_file;
 use crate::id::PeerRef;
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
 use crate::proto::identity::Identity;
-use crate::proto::{FriendNet, FriendNetConfig, Node, TunnelConfig};
+use crate::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
 
 /// Without a config the key lives in the user's config directory.
 pub fn default_key_file() -> PathBuf {
@@ -252,7 +252,7 @@ fn build_node(
     identity: Arc<Identity>,
     accept_requests: bool,
     remembered: Vec<crate::id::PublicKey>,
-) -> Node {
+) -> Core {
     let config = FriendNetConfig {
         keepalive: settings.node.keepalive,
         friend_timeout: settings.node.friend_timeout,
@@ -305,5 +305,5 @@ fn build_node(
         idle_timeout: settings.tunnel.idle_timeout,
         allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
     };
-    Node::new(net, tunnels, now)
+    Core::new(net, tunnels, now)
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use toxtun::proto::control::Control;
+use toxtun::proto::tunnel::control::Control;
 use toxtun::proto::record::Record;
 use toxtun::proto::wire::{self, Packet};
 

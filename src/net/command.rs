@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
 use crate::id::PublicKey;
+use crate::proto::reason::Refusal;
 use crate::proto::ConnId;
 
 pub enum Command {
@@ -19,7 +20,7 @@ pub enum Command {
     TargetConnected {
         friend: PublicKey,
         request: u32,
-        result: Result<TcpStream, String>,
+        result: Result<TcpStream, Refusal>,
     },
     LocalData {
         conn: ConnId,

@@ -2,26 +2,25 @@
 //! state (sessions, every KCP instance, timers), and everything else talks
 //! to it through channels. No locks around protocol state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, info, warn};
 
 use super::command::Command;
+use super::conn::{Conn, Delivered, Drained};
 use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
 use crate::friends_file;
-use crate::proto::{ConnId, Dest, Node, NodeEvent};
+use crate::proto::{ConnId, Core, Dest, Event};
 use crate::tunnel_spec::TunnelSpec;
 
 const MAX_DATAGRAM: usize = 65536;
@@ -34,8 +33,6 @@ const COMMAND_QUEUE: usize = 1024;
 /// Datagrams gathered before a send: enough for every message of a batch
 /// to carry a full run.
 const SEND_QUEUE: usize = 1024;
-/// A bootstrap node unreachable over UDP is tried over TCP this often.
-const TCP_LINK_RETRY: Duration = Duration::from_secs(5);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct LoopHandle {
@@ -61,15 +58,15 @@ pub struct LoopContext {
     pub lan_socket: Option<std::net::UdpSocket>,
 }
 
-/// Starts the loop thread. The core is built on that thread by `make_node`,
+/// Starts the loop thread. The core is built on that thread by `make_core`,
 /// since it is single-threaded by design and never crosses threads.
 pub fn spawn<F>(
     socket: std::net::UdpSocket,
-    make_node: F,
+    make_core: F,
     ctx: LoopContext,
 ) -> std::io::Result<LoopHandle>
 where
-    F: FnOnce() -> Node + Send + 'static,
+    F: FnOnce() -> Core + Send + 'static,
 {
     socket.set_nonblocking(true)?;
     // LAN discovery queries go to broadcast addresses.
@@ -95,14 +92,13 @@ where
                 EventLoop {
                     lan,
                     socket,
-                    node: make_node(),
+                    core: make_core(),
                     receiver,
                     commands: own_commands,
                     ctx,
                     conns: HashMap::new(),
                     next_conn: 1,
                     links: Links::new(None),
-                    link_attempts: HashMap::new(),
                     sender: udp_batch::Sender::default(),
                 }
                 .run()
@@ -116,21 +112,10 @@ where
     })
 }
 
-/// A connection as the driver sees it.
-struct Conn {
-    /// Client side: the accepted socket, until the server accepts.
-    pending: Option<TcpStream>,
-    tasks: Option<ConnTasks>,
-    /// Messages the writer queue had no room for, in order.
-    overflow: VecDeque<WriterMsg>,
-    /// Closed cleanly: drop it once the writer has everything.
-    closing: bool,
-}
-
 struct EventLoop {
     socket: UdpSocket,
     lan: Option<UdpSocket>,
-    node: Node,
+    core: Core,
     receiver: mpsc::Receiver<Command>,
     commands: mpsc::Sender<Command>,
     ctx: LoopContext,
@@ -138,7 +123,6 @@ struct EventLoop {
     next_conn: ConnId,
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
-    link_attempts: HashMap<SocketAddr, Instant>,
     sender: udp_batch::Sender,
 }
 
@@ -148,10 +132,8 @@ impl EventLoop {
         let mut lan_buf = vec![0u8; MAX_DATAGRAM];
         loop {
             self.dispatch_events();
-            self.node.flush(Instant::now());
             self.send_transmits().await;
-            self.open_tcp_links();
-            let deadline = self.node.poll_timeout();
+            let deadline = self.core.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -166,7 +148,7 @@ impl EventLoop {
             };
             tokio::select! {
                 Ok((n, from)) = lan_received => {
-                    self.node.handle_lan_datagram(Instant::now(), from, &lan_buf[..n]);
+                    self.core.handle_lan_datagram(Instant::now(), from, &lan_buf[..n]);
                 }
                 Ok(()) = self.socket.readable() => self.receive(&mut batch),
                 command = self.receiver.recv() => {
@@ -183,16 +165,17 @@ impl EventLoop {
                 }
                 incoming = self.links.incoming.recv() => match incoming {
                     Some(Incoming::Frame(from, frame)) => {
-                        self.node.handle_datagram(Instant::now(), from, &frame);
+                        self.core.handle_datagram(Instant::now(), from, &frame);
                     }
                     Some(Incoming::Closed(addr, generation, reason)) => {
                         if self.links.closed(addr, generation) {
                             info!(bootstrap = %addr, %reason, "TCP link to bootstrap node closed");
+                            self.core.stream_link_down(Instant::now(), addr);
                         }
                     }
                     None => return,
                 },
-                _ = sleep => self.node.handle_timeout(Instant::now()),
+                _ = sleep => self.core.handle_timeout(Instant::now()),
             }
         }
     }
@@ -201,9 +184,9 @@ impl EventLoop {
         let fd = self.socket.as_raw_fd();
         let now = Instant::now();
         for _ in 0..RECV_CALLS {
-            let node = &mut self.node;
+            let core = &mut self.core;
             let received = self.socket.try_io(Interest::READABLE, || {
-                batch.recv(fd, |from, bytes| node.handle_datagram(now, from, bytes))
+                batch.recv(fd, |from, bytes| core.handle_datagram(now, from, bytes))
             });
             match received {
                 Ok(n) if n == udp_batch::BATCH => continue,
@@ -216,36 +199,9 @@ impl EventLoop {
         }
     }
 
-    fn open_tcp_links(&mut self) {
-        let now = Instant::now();
-        let wanted: Vec<SocketAddr> = self.node.net().bootstraps_wanting_tcp().collect();
-        for addr in wanted {
-            let tried_lately = self
-                .link_attempts
-                .get(&addr)
-                .is_some_and(|at| now < *at + TCP_LINK_RETRY);
-            if self.links.contains(&addr) || tried_lately {
-                continue;
-            }
-            self.link_attempts.insert(addr, now);
-            debug!(bootstrap = %addr, "no answer over UDP; trying TCP");
-            let commands = self.commands.clone();
-            tokio::spawn(async move {
-                let result =
-                    match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-                    {
-                        Ok(Ok(stream)) => Ok(stream),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("timed out".to_string()),
-                    };
-                let _ = commands.send(Command::BootstrapLink { addr, result }).await;
-            });
-        }
-    }
-
     async fn send_transmits(&mut self) {
         let mut plain: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-        while let Some(transmit) = self.node.poll_transmit() {
+        while let Some(transmit) = self.core.poll_transmit(Instant::now()) {
             let dst = match (transmit.dst, transmit.ttl) {
                 (Dest::Unicast(dst), None) => {
                     if !self.links.send(&dst, &transmit.payload) {
@@ -330,22 +286,14 @@ impl EventLoop {
     fn new_conn(&mut self, pending: Option<TcpStream>) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.conns.insert(
-            conn,
-            Conn {
-                pending,
-                tasks: None,
-                overflow: VecDeque::new(),
-                closing: false,
-            },
-        );
+        self.conns.insert(conn, Conn::new(pending));
         conn
     }
 
     fn start_tasks(&mut self, conn: ConnId, stream: TcpStream) {
         let tasks = ConnTasks::spawn(&self.ctx.tcp_runtime, conn, stream, self.commands.clone());
         if let Some(entry) = self.conns.get_mut(&conn) {
-            entry.tasks = Some(tasks);
+            entry.start(tasks);
         }
     }
 
@@ -363,7 +311,7 @@ impl EventLoop {
                     .unwrap_or_default();
                 let conn = self.new_conn(Some(stream));
                 info!(conn, tunnel = %name, %peer, %target, "local connection; opening tunnel");
-                self.node.open(now, conn, server, target);
+                self.core.open(now, conn, server, target);
             }
             Command::TargetConnected {
                 friend,
@@ -372,26 +320,27 @@ impl EventLoop {
             } => match result {
                 Ok(stream) => {
                     let conn = self.new_conn(None);
-                    if self.node.target_connected(now, friend, request, conn) {
+                    if self.core.target_connected(now, friend, request, conn) {
                         self.start_tasks(conn, stream);
                     } else {
                         self.conns.remove(&conn);
                     }
                 }
-                Err(reason) => self.node.target_failed(friend, request, reason),
+                Err(reason) => self.core.target_failed(friend, request, reason),
             },
-            Command::LocalData { conn, bytes } => self.node.send_data(now, conn, &bytes),
-            Command::LocalEof { conn } => self.node.local_eof(now, conn),
-            Command::LocalFailed { conn, reason } => self.node.local_reset(conn, reason),
-            Command::WriterReady { conn } => self.drain_overflow(now, conn),
+            Command::LocalData { conn, bytes } => self.core.send_data(now, conn, &bytes),
+            Command::LocalEof { conn } => self.core.local_eof(now, conn),
+            Command::LocalFailed { conn, reason } => self.core.local_reset(conn, reason),
+            Command::WriterReady { conn } => self.writer_ready(now, conn),
             Command::BootstrapLink { addr, result } => match result {
                 Ok(stream) => {
                     info!(bootstrap = %addr, "reaching bootstrap node over TCP");
                     self.links.attach(addr, stream);
-                    self.node.net_mut().bootstrap_link_up(now, addr);
+                    self.core.stream_link_up(now, addr);
                 }
                 Err(reason) => {
-                    info!(bootstrap = %addr, %reason, "bootstrap node unreachable over TCP too")
+                    info!(bootstrap = %addr, %reason, "bootstrap node unreachable over TCP too");
+                    self.core.stream_link_down(now, addr);
                 }
             },
             Command::Status { reply } => {
@@ -399,21 +348,21 @@ impl EventLoop {
                     .socket
                     .local_addr()
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-                let _ = reply.send(crate::status::Status::new(&self.node.snapshot(now), udp));
+                let _ = reply.send(crate::status::Status::new(&self.core.snapshot(now), udp));
             }
         }
         true
     }
 
     fn dispatch_events(&mut self) {
-        while let Some(event) = self.node.poll_event() {
+        while let Some(event) = self.core.poll_event() {
             match event {
-                NodeEvent::FriendAdded(friend) => {
+                Event::FriendAdded(friend) => {
                     if let Err(e) = friends_file::append(&self.ctx.friends_file, &friend) {
                         warn!("{e}");
                     }
                 }
-                NodeEvent::Connect {
+                Event::Connect {
                     friend,
                     request,
                     target,
@@ -425,99 +374,68 @@ impl EventLoop {
                     self.ctx.connect_timeout,
                     self.commands.clone(),
                 ),
-                NodeEvent::Opened { conn } => {
-                    if let Some(stream) = self.conns.get_mut(&conn).and_then(|c| c.pending.take()) {
+                Event::Opened { conn } => {
+                    if let Some(stream) = self.conns.get_mut(&conn).and_then(Conn::take_pending) {
                         self.start_tasks(conn, stream);
                     }
                 }
-                NodeEvent::Data { conn, bytes } => self.deliver(conn, WriterMsg::Data(bytes)),
-                NodeEvent::Eof { conn } => self.deliver(conn, WriterMsg::Eof),
-                NodeEvent::Credit { conn, chunks } => {
-                    if let Some(tasks) = self.conns.get(&conn).and_then(|c| c.tasks.as_ref()) {
-                        tasks.credits.add_permits(chunks as usize);
+                Event::Data { conn, bytes } => self.deliver(conn, WriterMsg::Data(bytes)),
+                Event::Eof { conn } => self.deliver(conn, WriterMsg::Eof),
+                Event::Credit { conn, chunks } => {
+                    if let Some(entry) = self.conns.get(&conn) {
+                        entry.add_credits(chunks);
                     }
                 }
-                NodeEvent::Closed { conn, reason } => self.closed(conn, &reason),
+                Event::Closed { conn, reason } => {
+                    let done = self
+                        .conns
+                        .get_mut(&conn)
+                        .is_some_and(|entry| entry.close(reason.is_clean()));
+                    if done {
+                        self.conns.remove(&conn);
+                    }
+                }
+                Event::StreamLinkWanted { addr } => self.connect_stream_link(addr),
             }
         }
     }
 
-    fn closed(&mut self, conn: ConnId, reason: &str) {
-        let Some(entry) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if reason == "closed" && !entry.overflow.is_empty() {
-            entry.closing = true;
-            return;
-        }
-        let entry = self.conns.remove(&conn).expect("present");
-        if let Some(tasks) = entry.tasks {
-            if reason == "closed" {
-                // Let the writer finish what it has; the reader already ended.
-                drop(tasks.writer);
-            } else {
-                tasks.abort();
-            }
-        }
-    }
-
-    /// Hands a message to the writer, or holds it and pauses the channel.
+    /// Hands a message to the writer; a full writer pauses the channel.
     fn deliver(&mut self, conn: ConnId, message: WriterMsg) {
-        let Some(entry) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(tasks) = entry.tasks.as_ref() else {
-            return;
-        };
-        if !entry.overflow.is_empty() {
-            entry.overflow.push_back(message);
-            return;
-        }
-        if let Err(TrySendError::Full(message)) = hand_over(tasks, message) {
-            entry.overflow.push_back(message);
-            self.node.pause(conn);
+        let held = self
+            .conns
+            .get_mut(&conn)
+            .is_some_and(|entry| entry.deliver(message) == Delivered::Held);
+        if held {
+            self.core.pause(conn);
         }
     }
 
-    fn drain_overflow(&mut self, now: Instant, conn: ConnId) {
+    fn writer_ready(&mut self, now: Instant, conn: ConnId) {
         let Some(entry) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(tasks) = entry.tasks.as_ref() else {
-            return;
-        };
-        while let Some(message) = entry.overflow.pop_front() {
-            match hand_over(tasks, message) {
-                Ok(()) => {}
-                Err(TrySendError::Closed(_)) => {
-                    entry.overflow.clear();
-                    break;
-                }
-                Err(TrySendError::Full(message)) => {
-                    entry.overflow.push_front(message);
-                    return;
-                }
+        match entry.drain() {
+            Drained::Waiting => {}
+            Drained::Resume => self.core.resume(now, conn),
+            Drained::Done => {
+                self.conns.remove(&conn);
             }
         }
-        if entry.closing {
-            self.closed(conn, "closed");
-        } else {
-            self.node.resume(now, conn);
-        }
     }
-}
 
-/// Queues `message` for the writer. When the queue is full the writer is
-/// asked to report once it has made room, and the queue is tried again: the
-/// writer may have emptied it after the first try and before the flag was
-/// up, and would then never report. Full on the second try means it still
-/// holds messages, and it looks at the flag after each one.
-fn hand_over(tasks: &ConnTasks, message: WriterMsg) -> Result<(), TrySendError<WriterMsg>> {
-    match tasks.writer.try_send(message) {
-        Err(TrySendError::Full(message)) => {
-            tasks.want_ready.store(true, Ordering::Release);
-            tasks.writer.try_send(message)
-        }
-        other => other,
+    /// The core asked for a TCP link to a bootstrap node that does not
+    /// answer over UDP; the outcome comes back as a command.
+    fn connect_stream_link(&mut self, addr: SocketAddr) {
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let result =
+                match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".to_string()),
+                };
+            let _ = commands.send(Command::BootstrapLink { addr, result }).await;
+        });
     }
 }

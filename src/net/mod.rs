@@ -2,6 +2,7 @@
 //! links to bootstrap nodes) and the core.
 
 pub mod command;
+pub mod conn;
 pub mod control;
 pub mod event_loop;
 pub mod lan;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::command::Command;
 use crate::id::PublicKey;
+use crate::proto::reason::{ReasonCode, Refusal};
 use crate::proto::ConnId;
 
 /// Bytes a reader takes from TCP per command.
@@ -149,9 +150,20 @@ pub fn connect_target(
         let result = match tokio::time::timeout(timeout, TcpStream::connect(target.as_str())).await
         {
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(format!("cannot connect to {target}: {e}")),
-            Err(_) => Err(format!(
-                "connecting to {target} timed out after {timeout:?}"
+            Ok(Err(e)) => {
+                let code = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    ReasonCode::TargetRefused
+                } else {
+                    ReasonCode::TargetUnreachable
+                };
+                Err(Refusal::new(
+                    code,
+                    format!("cannot connect to {target}: {e}"),
+                ))
+            }
+            Err(_) => Err(Refusal::new(
+                ReasonCode::Timeout,
+                format!("connecting to {target} timed out after {timeout:?}"),
             )),
         };
         let _ = commands

@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::pair_tests::{config, Node};
+use super::pair_tests::{config, Peer};
 use super::{handshake, lan, wire};
 use crate::id::{PeerRef, PublicKey};
 
@@ -27,7 +27,7 @@ fn junk(rng: &mut StdRng) -> Vec<Vec<u8>> {
 
 /// Feeds each input as a datagram and as a LAN datagram; returns how many
 /// inputs were answered at all, after checking every answer's size.
-fn feed(node: &mut Node, now: Instant, inputs: &[Vec<u8>]) -> usize {
+fn feed(node: &mut Peer, now: Instant, inputs: &[Vec<u8>]) -> usize {
     let stranger: SocketAddr = "192.0.2.99:4000".parse().unwrap();
     node.drain();
     let mut answered = 0;
@@ -59,7 +59,7 @@ fn answers_to_strangers_are_never_larger_than_what_they_sent() {
         c
     };
 
-    let mut server = Node::with_config(1, now, lan_on());
+    let mut server = Peer::with_config(1, now, lan_on());
     let server_key = server.identity.public_key();
     let nonce = [5u8; 16];
     let asker = [6u8; 32];
@@ -75,7 +75,7 @@ fn answers_to_strangers_are_never_larger_than_what_they_sent() {
     assert!(feed(&mut server, now, &inputs) >= 2);
 
     // A client looking for a friend: a spoofed "here" makes it send a HELLO.
-    let mut client = Node::with_config(2, now, lan_on());
+    let mut client = Peer::with_config(2, now, lan_on());
     client
         .core
         .add_friend(now, PeerRef::Id(server.identity.id()), None, true);

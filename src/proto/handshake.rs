@@ -6,6 +6,11 @@
 use blake2::digest::consts::U16;
 use blake2::digest::{Digest, KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
+use snow::types::{Cipher, Dh, Hash, Random};
 use snow::{HandshakeState, StatelessTransportState};
 
 use super::identity::{verify_certificate, Identity};
@@ -119,23 +124,64 @@ impl InitPayload {
     }
 }
 
-fn builder<'a>(local: &'a [u8; 32], psk: &'a [u8; 32]) -> snow::Builder<'a> {
-    snow::Builder::new(NOISE_PARAMS.parse().expect("valid noise params"))
+/// snow's primitives (ring's where it has them, as `Builder::new` would
+/// pick), with the randomness drawn from a seed the core supplies: a core
+/// run twice with the same seed sends the same handshakes.
+struct SeededResolver {
+    seed: [u8; 32],
+}
+
+struct SeededRandom(StdRng);
+
+impl Random for SeededRandom {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoResolver for SeededResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        Some(Box::new(SeededRandom(StdRng::from_seed(self.seed))))
+    }
+
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        RingResolver
+            .resolve_hash(choice)
+            .or_else(|| DefaultResolver.resolve_hash(choice))
+    }
+
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        RingResolver
+            .resolve_cipher(choice)
+            .or_else(|| DefaultResolver.resolve_cipher(choice))
+    }
+}
+
+fn builder<'a>(local: &'a [u8; 32], psk: &'a [u8; 32], seed: [u8; 32]) -> snow::Builder<'a> {
+    let params = NOISE_PARAMS.parse().expect("valid noise params");
+    snow::Builder::with_resolver(params, Box::new(SeededResolver { seed }))
         .local_private_key(local)
         .and_then(|b| b.prologue(PROLOGUE))
         .and_then(|b| b.psk(2, psk))
         .expect("static noise configuration")
 }
 
-/// Starts a handshake towards `remote_noise`; returns the state and message 1.
+/// Starts a handshake towards `remote_noise`; returns the state and message
+/// 1. `seed` is the randomness of its ephemeral key.
 pub fn initiate(
     local: &Identity,
     remote_noise: &[u8; 32],
     psk: &[u8; 32],
     payload: &InitPayload,
+    seed: [u8; 32],
 ) -> Option<(HandshakeState, Vec<u8>)> {
     let secret = local.noise_secret_bytes();
-    let mut state = builder(&secret, psk)
+    let mut state = builder(&secret, psk, seed)
         .remote_public_key(remote_noise)
         .ok()?
         .build_initiator()
@@ -177,9 +223,15 @@ pub struct Responding {
 
 /// Reads message 1 and checks that the certificate binds the identity key
 /// in the payload to the Noise static key that actually did the handshake.
-pub fn read_initiation(local: &Identity, psk: &[u8; 32], message: &[u8]) -> Option<Responding> {
+/// `seed` is the randomness of the ephemeral key of our answer.
+pub fn read_initiation(
+    local: &Identity,
+    psk: &[u8; 32],
+    message: &[u8],
+    seed: [u8; 32],
+) -> Option<Responding> {
     let secret = local.noise_secret_bytes();
-    let mut state = builder(&secret, psk).build_responder().ok()?;
+    let mut state = builder(&secret, psk, seed).build_responder().ok()?;
     let mut payload = [0u8; NOISE_MSG1_LEN];
     let read = state.read_message(message, &mut payload).ok()?;
     let payload = InitPayload::decode(&payload[..read])?;
@@ -230,8 +282,9 @@ mod tests {
         let a = Identity::generate();
         let b = Identity::generate();
         let psk = [7u8; 32];
-        let (init_state, msg1) = initiate(&a, &b.noise_public, &psk, &payload_of(&a, 11)).unwrap();
-        let responding = read_initiation(&b, &psk, &msg1).unwrap();
+        let (init_state, msg1) =
+            initiate(&a, &b.noise_public, &psk, &payload_of(&a, 11), [1; 32]).unwrap();
+        let responding = read_initiation(&b, &psk, &msg1, [2; 32]).unwrap();
         assert_eq!(responding.payload, payload_of(&a, 11));
         assert_eq!(responding.remote_noise, a.noise_public);
         let info = ResponderInfo {
@@ -256,8 +309,9 @@ mod tests {
         // can notice; it then never installs keys.
         let a = Identity::generate();
         let b = Identity::generate();
-        let (state, msg1) = initiate(&a, &b.noise_public, &[1; 32], &payload_of(&a, 1)).unwrap();
-        let responding = read_initiation(&b, &[2; 32], &msg1).unwrap();
+        let (state, msg1) =
+            initiate(&a, &b.noise_public, &[1; 32], &payload_of(&a, 1), [1; 32]).unwrap();
+        let responding = read_initiation(&b, &[2; 32], &msg1, [2; 32]).unwrap();
         let info = ResponderInfo {
             instance: 5,
             fresh: true,
@@ -273,8 +327,8 @@ mod tests {
         let mallory = Identity::generate();
         let mut payload = payload_of(&a, 1);
         payload.identity = mallory.public_key();
-        let (_, msg1) = initiate(&a, &b.noise_public, &[0; 32], &payload).unwrap();
-        assert!(read_initiation(&b, &[0; 32], &msg1).is_none());
+        let (_, msg1) = initiate(&a, &b.noise_public, &[0; 32], &payload, [1; 32]).unwrap();
+        assert!(read_initiation(&b, &[0; 32], &msg1, [2; 32]).is_none());
     }
 
     #[test]

@@ -2,12 +2,11 @@
 //! datagrams, events and the next deadline come out.
 
 pub mod address;
-pub mod discovery;
-pub mod friend;
 pub mod friendnet;
 pub mod handshake;
 pub mod identity;
 pub mod lan;
+pub mod reason;
 pub mod record;
 pub mod rendezvous;
 pub mod replay;
@@ -18,10 +17,10 @@ pub mod transmit;
 pub mod tunnel;
 pub mod wire;
 
-pub use friendnet::{Event, FriendNet, FriendNetConfig};
+pub use friendnet::{FriendNet, FriendNetConfig, NetEvent};
 pub use transmit::{Dest, Transmit};
 pub use tunnel::link::ConnId;
-pub use tunnel::{Node, NodeEvent, TunnelConfig};
+pub use tunnel::{Core, Event, TunnelConfig};
 
 #[cfg(test)]
 mod amplification_tests;

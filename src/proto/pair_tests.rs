@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::identity::Identity;
-use super::{Event, FriendNet, FriendNetConfig, Transmit};
+use super::{FriendNet, FriendNetConfig, NetEvent, Transmit};
 use crate::id::PeerRef;
 
 pub(super) fn config(accept_requests: bool) -> FriendNetConfig {
@@ -20,14 +20,14 @@ pub(super) fn config(accept_requests: bool) -> FriendNetConfig {
     }
 }
 
-pub(super) struct Node {
+pub(super) struct Peer {
     pub addr: SocketAddr,
     pub identity: Arc<Identity>,
     pub core: FriendNet,
-    events: Vec<Event>,
+    events: Vec<NetEvent>,
 }
 
-impl Node {
+impl Peer {
     fn new(port: u16, now: Instant, accept_requests: bool) -> Self {
         Self::with_config(port, now, config(accept_requests))
     }
@@ -41,7 +41,7 @@ impl Node {
             Duration::from_secs(1_800_000_000),
             port as u64,
         );
-        Node {
+        Peer {
             addr: SocketAddr::from(([10, 0, 0, 1], port)),
             identity,
             core,
@@ -60,7 +60,7 @@ impl Node {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Received { payload, .. } => Some(payload.clone()),
+                NetEvent::Received { payload, .. } => Some(payload.clone()),
                 _ => None,
             })
             .collect()
@@ -68,7 +68,7 @@ impl Node {
 }
 
 /// Delivers packets until the network is quiet; returns how many moved.
-fn pump(nodes: &mut [&mut Node], now: Instant) -> usize {
+fn pump(nodes: &mut [&mut Peer], now: Instant) -> usize {
     let mut moved = 0;
     loop {
         let mut in_flight = Vec::new();
@@ -91,7 +91,7 @@ fn pump(nodes: &mut [&mut Node], now: Instant) -> usize {
 }
 
 /// Runs timers and delivery from `start` for `span` in steps of `step`.
-fn run_for(nodes: &mut [&mut Node], start: Instant, span: Duration, step: Duration) -> Instant {
+fn run_for(nodes: &mut [&mut Peer], start: Instant, span: Duration, step: Duration) -> Instant {
     let mut now = start;
     while now < start + span {
         now += step;
@@ -105,10 +105,10 @@ fn run_for(nodes: &mut [&mut Node], start: Instant, span: Duration, step: Durati
     now
 }
 
-fn connected_pair() -> (Node, Node, Instant) {
+fn connected_pair() -> (Peer, Peer, Instant) {
     let now = Instant::now();
-    let mut server = Node::new(1, now, true);
-    let mut client = Node::new(2, now, false);
+    let mut server = Peer::new(1, now, true);
+    let mut client = Peer::new(2, now, false);
     client.core.add_friend(
         now,
         PeerRef::Id(server.identity.id()),
@@ -125,7 +125,7 @@ fn full_handshake_then_data_both_ways() {
     let (mut server, mut client, now) = connected_pair();
     assert!(client.core.is_online(&server.identity.public_key()));
     assert!(server.core.is_online(&client.identity.public_key()));
-    assert!(server.events.contains(&Event::FriendAdded {
+    assert!(server.events.contains(&NetEvent::FriendAdded {
         friend: client.identity.public_key()
     }));
     assert!(client
@@ -155,7 +155,7 @@ fn keepalives_hold_the_session_and_silence_ends_it() {
     assert!(!client
         .events
         .iter()
-        .any(|e| matches!(e, Event::Offline { .. })));
+        .any(|e| matches!(e, NetEvent::Offline { .. })));
     // The server goes silent: the client notices within the friend timeout.
     let mut alone = [&mut client];
     run_for(
@@ -167,7 +167,7 @@ fn keepalives_hold_the_session_and_silence_ends_it() {
     assert!(client
         .events
         .iter()
-        .any(|e| matches!(e, Event::Offline { .. })));
+        .any(|e| matches!(e, NetEvent::Offline { .. })));
 }
 
 #[test]
@@ -187,18 +187,18 @@ fn rekey_keeps_traffic_flowing() {
     assert!(!server
         .events
         .iter()
-        .any(|e| matches!(e, Event::Offline { .. })));
+        .any(|e| matches!(e, NetEvent::Offline { .. })));
 }
 
 #[test]
 fn non_friend_gets_nothing_back() {
     let now = Instant::now();
-    let mut server = Node::new(1, now, false);
+    let mut server = Peer::new(1, now, false);
     let friend = Identity::generate();
     server
         .core
         .add_friend(now, PeerRef::Key(friend.public_key()), None, false);
-    let mut stranger = Node::new(3, now, false);
+    let mut stranger = Peer::new(3, now, false);
     stranger.core.add_friend(
         now,
         PeerRef::Id(server.identity.id()),
@@ -214,7 +214,7 @@ fn non_friend_gets_nothing_back() {
     assert!(server.drain().is_empty(), "hello from a stranger answered");
 
     // A stranger that already knows the noise key goes straight to message 1.
-    let mut direct = Node::new(4, now, false);
+    let mut direct = Peer::new(4, now, false);
     let payload = super::handshake::InitPayload {
         identity: direct.identity.public_key(),
         certificate: direct.identity.certificate,
@@ -228,6 +228,7 @@ fn non_friend_gets_nothing_back() {
         &server.identity.noise_public,
         &[0; 32],
         &payload,
+        [3; 32],
     )
     .unwrap();
     let mut packet = super::wire::initiation_body(77, &msg1);
@@ -248,8 +249,8 @@ fn non_friend_gets_nothing_back() {
 #[test]
 fn replayed_first_message_gets_no_reply() {
     let now = Instant::now();
-    let mut server = Node::new(1, now, true);
-    let mut client = Node::new(2, now, false);
+    let mut server = Peer::new(1, now, true);
+    let mut client = Peer::new(2, now, false);
     client.core.add_friend(
         now,
         PeerRef::Id(server.identity.id()),
@@ -334,7 +335,7 @@ fn restart_is_detected_and_recovered() {
     let (server, mut client, now) = connected_pair();
     let server_identity = server.identity.clone();
     // Same identity, new process: new instance, no state.
-    let mut restarted = Node {
+    let mut restarted = Peer {
         addr: server.addr,
         identity: server_identity.clone(),
         core: FriendNet::new(
@@ -356,11 +357,11 @@ fn restart_is_detected_and_recovered() {
     let offline = client
         .events
         .iter()
-        .position(|e| matches!(e, Event::Offline { .. }));
+        .position(|e| matches!(e, NetEvent::Offline { .. }));
     let online_again = client
         .events
         .iter()
-        .rposition(|e| matches!(e, Event::Online { .. }));
+        .rposition(|e| matches!(e, NetEvent::Online { .. }));
     assert!(
         offline.is_some() && online_again > offline,
         "{:?}",

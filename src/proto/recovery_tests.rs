@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::pair_tests::{config, Node as Peer};
+use super::pair_tests::{config, Peer};
 use super::tunnel::allow::AllowRule;
 use super::tunnel::kcp_settings::KcpSettings;
-use super::{Node, NodeEvent, TunnelConfig};
+use super::{Core, Event, TunnelConfig};
 use crate::id::PeerRef;
 use crate::proto::ConnId;
 
@@ -20,8 +20,8 @@ const SMALLEST_KCP_DATAGRAM: usize = 16 + 1 + 24 + 16;
 
 struct Host {
     addr: SocketAddr,
-    node: Node,
-    events: Vec<NodeEvent>,
+    node: Core,
+    events: Vec<Event>,
 }
 
 impl Host {
@@ -41,7 +41,7 @@ impl Host {
         };
         let host = Host {
             addr: peer.addr,
-            node: Node::new(peer.core, tunnels, now),
+            node: Core::new(peer.core, tunnels, now),
             events: Vec::new(),
         };
         (host, id)
@@ -51,7 +51,7 @@ impl Host {
         self.events
             .iter()
             .filter_map(|e| match e {
-                NodeEvent::Data { bytes, .. } => Some(bytes.as_slice()),
+                Event::Data { bytes, .. } => Some(bytes.as_slice()),
                 _ => None,
             })
             .flatten()
@@ -66,12 +66,11 @@ fn pump(hosts: &mut [&mut Host; 2], now: Instant, drop: &mut dyn FnMut(bool, &[u
     loop {
         let mut moved = false;
         for from in 0..2 {
-            hosts[from].node.flush(now);
             let src = hosts[from].addr;
             while let Some(event) = hosts[from].node.poll_event() {
                 hosts[from].events.push(event);
             }
-            while let Some(t) = hosts[from].node.poll_transmit() {
+            while let Some(t) = hosts[from].node.poll_transmit(now) {
                 moved = true;
                 if drop(from == 0, &t.payload) {
                     continue;
@@ -130,7 +129,7 @@ fn open_tunnel() -> (Host, Host, Instant) {
         |h| {
             h[0].events
                 .iter()
-                .any(|e| matches!(e, NodeEvent::Connect { .. }))
+                .any(|e| matches!(e, Event::Connect { .. }))
         },
         Duration::from_secs(2),
         &mut keep,
@@ -140,7 +139,7 @@ fn open_tunnel() -> (Host, Host, Instant) {
         .events
         .iter()
         .find_map(|e| match e {
-            NodeEvent::Connect {
+            Event::Connect {
                 friend, request, ..
             } => Some((*friend, *request)),
             _ => None,
@@ -150,7 +149,7 @@ fn open_tunnel() -> (Host, Host, Instant) {
     let (now, opened) = run(
         &mut hosts,
         now,
-        |h| h[1].events.contains(&NodeEvent::Opened { conn: CONN }),
+        |h| h[1].events.contains(&Event::Opened { conn: CONN }),
         Duration::from_secs(2),
         &mut keep,
     );

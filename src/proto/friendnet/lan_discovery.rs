@@ -49,11 +49,11 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
-        if friend.online || !friend.dial || friend.addr == Some(from) {
+        if friend.liveness.online || !friend.connecting.dial || friend.path.addr == Some(from) {
             return;
         }
         info!(friend = %key.short(), addr = %from, "found friend on the LAN");
-        friend.addr = Some(from);
+        friend.path.addr = Some(from);
         self.start_initiation(now, key);
     }
 
@@ -68,12 +68,13 @@ impl FriendNet {
             return;
         };
         let asked_lately = friend
+            .path
             .last_lan_query
             .is_some_and(|at| now < at + QUERY_EVERY);
-        if friend.online || !friend.dial || asked_lately {
+        if friend.liveness.online || !friend.connecting.dial || asked_lately {
             return;
         }
-        friend.last_lan_query = Some(now);
+        friend.path.last_lan_query = Some(now);
         self.transmits
             .push_back(Transmit::lan_broadcast(lan::PORT, lan::query(&key)));
     }

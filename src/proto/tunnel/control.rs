@@ -1,6 +1,8 @@
 //! Messages on a friend's control channel (KCP conv 0) and the one-byte
 //! header of each message on a tunnel channel.
 
+use crate::proto::reason::{ReasonCode, Refusal};
+
 pub const PROTOCOL_TCP: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +18,11 @@ pub enum Control {
     },
     Refuse {
         request: u32,
-        reason: String,
+        refusal: Refusal,
     },
     Reset {
         conv: u32,
-        reason: String,
+        refusal: Refusal,
     },
 }
 
@@ -39,6 +41,17 @@ fn push_text(out: &mut Vec<u8>, text: &str) {
     }
     out.push(end as u8);
     out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// A reason code byte, then its text.
+fn push_refusal(out: &mut Vec<u8>, refusal: &Refusal) {
+    out.push(refusal.code as u8);
+    push_text(out, &refusal.text);
+}
+
+fn read_refusal(bytes: &[u8]) -> Option<Refusal> {
+    let (&code, text) = bytes.split_first()?;
+    Some(Refusal::new(ReasonCode::from_byte(code), read_text(text)?))
 }
 
 fn read_text(bytes: &[u8]) -> Option<String> {
@@ -72,15 +85,15 @@ impl Control {
                 out.extend_from_slice(&request.to_le_bytes());
                 out.extend_from_slice(&conv.to_le_bytes());
             }
-            Control::Refuse { request, reason } => {
+            Control::Refuse { request, refusal } => {
                 out.push(REFUSE);
                 out.extend_from_slice(&request.to_le_bytes());
-                push_text(&mut out, reason);
+                push_refusal(&mut out, refusal);
             }
-            Control::Reset { conv, reason } => {
+            Control::Reset { conv, refusal } => {
                 out.push(RESET);
                 out.extend_from_slice(&conv.to_le_bytes());
-                push_text(&mut out, reason);
+                push_refusal(&mut out, refusal);
             }
         }
         out
@@ -100,11 +113,11 @@ impl Control {
             }),
             REFUSE => Some(Control::Refuse {
                 request: first,
-                reason: read_text(&bytes[5..])?,
+                refusal: read_refusal(&bytes[5..])?,
             }),
             RESET => Some(Control::Reset {
                 conv: first,
-                reason: read_text(&bytes[5..])?,
+                refusal: read_refusal(&bytes[5..])?,
             }),
             _ => None,
         }
@@ -139,11 +152,11 @@ mod tests {
             },
             Control::Refuse {
                 request: 8,
-                reason: "not allowed".into(),
+                refusal: Refusal::new(ReasonCode::NotAllowed, "not allowed"),
             },
             Control::Reset {
                 conv: 9,
-                reason: String::new(),
+                refusal: Refusal::new(ReasonCode::Timeout, ""),
             },
         ] {
             assert_eq!(Control::decode(&message.encode()), Some(message));
@@ -152,10 +165,32 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_on_a_char_boundary() {
-        let reason = "é".repeat(200);
-        let encoded = Control::Refuse { request: 1, reason }.encode();
+        let refusal = Refusal::new(ReasonCode::LimitReached, "é".repeat(200));
+        let encoded = Control::Refuse {
+            request: 1,
+            refusal,
+        }
+        .encode();
         match Control::decode(&encoded) {
-            Some(Control::Refuse { reason, .. }) => assert_eq!(reason, "é".repeat(127)),
+            Some(Control::Refuse { refusal, .. }) => {
+                assert_eq!(refusal.text, "é".repeat(127));
+                assert_eq!(refusal.code, ReasonCode::LimitReached);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reason_codes_are_fixed_bytes_and_unknown_ones_read_as_unspecified() {
+        let refusal = Refusal::new(ReasonCode::TargetRefused, "x");
+        let encoded = Control::Reset { conv: 1, refusal }.encode();
+        assert_eq!(encoded, [4, 1, 0, 0, 0, 2, 1, b'x']);
+        let mut future = encoded.clone();
+        future[5] = 200;
+        match Control::decode(&future) {
+            Some(Control::Reset { refusal, .. }) => {
+                assert_eq!(refusal.code, ReasonCode::Unspecified)
+            }
             other => panic!("{other:?}"),
         }
     }

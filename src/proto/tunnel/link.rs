@@ -2,7 +2,7 @@
 //! its tunnel channels, each a KCP instance writing into the link's outbox.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::rc::Rc;
 use std::time::Instant;
@@ -113,10 +113,10 @@ pub struct Link {
     pub outbox: Outbox,
     pub control: Pipe,
     pub control_scheduled: Option<Instant>,
-    pub channels: HashMap<u32, Channel>,
+    pub channels: BTreeMap<u32, Channel>,
     pub next_request: u32,
     /// Client side: our OPEN requests waiting for ACCEPT or REFUSE.
-    pub requests: HashMap<u32, ConnId>,
+    pub requests: BTreeMap<u32, ConnId>,
     /// Counter mixed into conv numbers this side assigns.
     pub conv_counter: u32,
 }
@@ -139,9 +139,9 @@ impl Link {
             outbox,
             control,
             control_scheduled: None,
-            channels: HashMap::new(),
+            channels: BTreeMap::new(),
             next_request: 1,
-            requests: HashMap::new(),
+            requests: BTreeMap::new(),
             conv_counter: 0,
         }
     }

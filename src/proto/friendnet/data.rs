@@ -1,0 +1,133 @@
+//! Data packets: sealing a payload for a friend, and opening what a friend
+//! sent (which is also where key confirmation, roaming and probes land).
+
+use std::time::Instant;
+
+use tracing::{debug, trace};
+
+use super::friend::Slot;
+use super::path::{Evidence, FRAME_PROBE, FRAME_PROBE_ACK, FRAME_PUNCH_READY};
+use super::{FriendNet, NetEvent};
+use crate::id::PublicKey;
+use crate::proto::route::Route;
+use crate::proto::wire;
+
+impl FriendNet {
+    pub(super) fn on_data(
+        &mut self,
+        now: Instant,
+        from: Route,
+        receiver: u32,
+        counter: u64,
+        ciphertext: &[u8],
+    ) {
+        let Some(&key) = self.indices.get(&receiver) else {
+            trace!(%from, "dropped data for an unknown index");
+            return;
+        };
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        let Some(slot) = friend.sessions.slot_of(receiver) else {
+            return;
+        };
+        let Some(session) = friend.sessions.get_mut(slot) else {
+            return;
+        };
+        let mut plain = std::mem::take(&mut self.scratch);
+        if !session.open(counter, ciphertext, &mut plain) {
+            trace!(%from, friend = %key.short(), "dropped data that did not authenticate or was replayed");
+            self.scratch = plain;
+            return;
+        }
+        friend.liveness.last_recv = now;
+        friend.liveness.unanswered_since = None;
+        friend.stats.bytes_in += ciphertext.len() as u64;
+        let frame = plain.first().copied();
+        let probe = matches!(
+            frame,
+            Some(FRAME_PROBE | FRAME_PROBE_ACK | FRAME_PUNCH_READY)
+        );
+        let evidence = match frame {
+            Some(FRAME_PROBE) => Evidence::Probe,
+            Some(FRAME_PROBE_ACK) => Evidence::ProbeAck,
+            _ => Evidence::Other,
+        };
+        if frame == Some(FRAME_PUNCH_READY) {
+            friend.path.peer_ready = true;
+        }
+        if evidence == Evidence::ProbeAck {
+            if let Some(sent) = friend.path.last_probe_sent {
+                friend.stats.rtt = Some(now.saturating_duration_since(sent));
+            }
+        }
+        friend.path.note(from, now, evidence);
+        if slot == Slot::Next {
+            // Key confirmation: the initiator used the new keys.
+            if let Some(session) = friend.sessions.next.take() {
+                if let Some(dropped) = friend.sessions.install(session) {
+                    self.indices.remove(&dropped);
+                }
+            }
+        }
+        self.mark_online(key, from);
+        if frame == Some(FRAME_PROBE) {
+            if let Route::Direct(addr) = from {
+                // Answer on the path the probe came by: that proves it both ways.
+                self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE_ACK], None);
+            }
+        }
+        if plain.is_empty() || probe {
+            debug!(friend = %key.short(), "keepalive received");
+            self.scratch = plain;
+        } else {
+            self.events.push_back(NetEvent::Received {
+                friend: key,
+                payload: plain,
+            });
+        }
+    }
+
+    /// Encrypts `payload` to the friend on its current session; false if the
+    /// friend has none (the caller's reliability layer will retry).
+    pub fn send(&mut self, now: Instant, key: &PublicKey, payload: &[u8]) -> bool {
+        let Some(route) = self.route_to(now, key) else {
+            return false;
+        };
+        self.send_on(now, key, route, payload, None)
+    }
+
+    pub(super) fn send_on(
+        &mut self,
+        now: Instant,
+        key: &PublicKey,
+        route: Route,
+        payload: &[u8],
+        ttl: Option<u32>,
+    ) -> bool {
+        let Some(friend) = self.friends.get_mut(key) else {
+            return false;
+        };
+        let Some(session) = friend.sessions.current.as_mut() else {
+            return false;
+        };
+        let mut packet = Vec::with_capacity(wire::DATA_MIN_LEN + payload.len());
+        if !session.seal(payload, &mut packet) {
+            return false;
+        }
+        let rekey = session.needs_rekey();
+        friend.liveness.last_sent = now;
+        if !payload.is_empty() && friend.liveness.unanswered_since.is_none() {
+            friend.liveness.unanswered_since = Some(now);
+        }
+        friend.stats.bytes_out += packet.len() as u64;
+        let rekey_now = rekey && friend.connecting.attempt.is_none();
+        let mut transmit = route.transmit(packet);
+        transmit.ttl = ttl;
+        self.push(transmit);
+        if rekey_now {
+            self.start_initiation(now, *key);
+        }
+        true
+    }
+}

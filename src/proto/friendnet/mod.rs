@@ -1,0 +1,392 @@
+//! The friend network as a pure state machine: datagrams and time in,
+//! datagrams and events out. No sockets, no clock, no entropy of its own:
+//! everything it draws comes from the seed it is built with.
+//!
+//! One type, its `impl` blocks split by concern into the child files:
+//! `handshakes` (HELLO and the Noise handshake), `data` (sealing and
+//! opening), `path` (direct, relay, probes), `discovery` (bootstrap nodes),
+//! `lan_discovery`, and `timers` (every timer a friend has).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use tracing::{info, trace};
+
+mod data;
+mod discovery;
+mod friend;
+mod handshakes;
+mod lan_discovery;
+mod path;
+mod timers;
+
+pub use discovery::{BootstrapNode, Discovery, StreamLink, STREAM_LINK_RETRY};
+
+use super::handshake;
+use super::identity::Identity;
+use super::lan;
+use super::reason::OfflineReason;
+use super::rendezvous;
+use super::route::Route;
+use super::snapshot::{BootstrapSnapshot, FriendSnapshot};
+use super::transmit::Transmit;
+use super::wire::{self, Packet};
+use crate::id::{PeerRef, PublicKey};
+use crate::token_bucket::TokenBucket;
+use friend::Friend;
+
+/// An unanswered handshake is sent again after this, doubling each time: a
+/// lost packet on a lossy path costs a quarter second of the first byte,
+/// and on a path slower than that the doubling soon waits long enough.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct FriendNetConfig {
+    /// Send an empty packet when nothing else was sent for this long.
+    pub keepalive: Duration,
+    /// A friend not heard from for this long is offline.
+    pub friend_timeout: Duration,
+    pub psk: [u8; 32],
+    /// Accept any initiator that proves it knows our nospam, and remember it.
+    pub accept_requests: bool,
+    /// Broadcast LAN queries for offline friends and answer those for us.
+    pub lan_discovery: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    Online {
+        friend: PublicKey,
+        addr: SocketAddr,
+    },
+    Offline {
+        friend: PublicKey,
+        reason: OfflineReason,
+    },
+    /// A new friend was accepted by nospam; the driver persists it.
+    FriendAdded {
+        friend: PublicKey,
+    },
+    Received {
+        friend: PublicKey,
+        payload: Vec<u8>,
+    },
+    /// The bootstrap node at `addr` does not answer over UDP: the driver
+    /// connects to it over TCP and calls `stream_link_up` or
+    /// `stream_link_down`.
+    StreamLinkWanted {
+        addr: SocketAddr,
+    },
+}
+
+pub struct FriendNet {
+    identity: Arc<Identity>,
+    config: FriendNetConfig,
+    mac1_key: [u8; 32],
+    instance: u64,
+    start: Instant,
+    unix_at_start: Duration,
+    /// Ordered, so that timers fire, and datagrams go out, in the same
+    /// order on every run with the same seed.
+    friends: BTreeMap<PublicKey, Friend>,
+    /// Local session (or pending initiation) index to its friend.
+    indices: HashMap<u32, PublicKey>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<NetEvent>,
+    rng: StdRng,
+    scratch: Vec<u8>,
+    discovery: Discovery,
+    lan_answers: TokenBucket,
+}
+
+impl FriendNet {
+    /// `unix_now` is the wall clock at `now`: handshake timestamps are
+    /// derived from it, so the core itself never reads a clock. `seed` is
+    /// the source of everything the core draws (session indices, nonces,
+    /// ephemeral keys): the same seed and inputs give the same datagrams.
+    pub fn new(
+        identity: Arc<Identity>,
+        config: FriendNetConfig,
+        now: Instant,
+        unix_now: Duration,
+        seed: u64,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        FriendNet {
+            mac1_key: handshake::mac1_key(&identity.noise_public),
+            identity,
+            config,
+            instance: rng.next_u64(),
+            start: now,
+            unix_at_start: unix_now,
+            friends: BTreeMap::new(),
+            indices: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            rng,
+            scratch: Vec::with_capacity(2048),
+            discovery: Discovery::default(),
+            lan_answers: TokenBucket::new(
+                lan_discovery::ANSWERS_PER_SECOND,
+                lan_discovery::ANSWERS_PER_SECOND,
+                now,
+            ),
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Adds a trusted friend. With `dial`, the core connects to it itself
+    /// whenever it knows an address.
+    pub fn add_friend(
+        &mut self,
+        now: Instant,
+        peer: PeerRef,
+        hint: Option<SocketAddr>,
+        dial: bool,
+    ) {
+        let friend = self
+            .friends
+            .entry(peer.key())
+            .or_insert_with(|| Friend::new(now, FIRST_RETRY));
+        if let Some(id) = peer.id() {
+            friend.keys.id = Some(id);
+        }
+        if hint.is_some() {
+            friend.path.hint = hint;
+        }
+        if friend.path.addr.is_none() {
+            friend.path.addr = hint;
+        }
+        let connecting = &mut friend.connecting;
+        connecting.dial |= dial;
+        if connecting.dial && !friend.liveness.online && connecting.attempt.is_none() {
+            connecting.retry_at = Some(now);
+        }
+    }
+
+    pub fn is_online(&self, friend: &PublicKey) -> bool {
+        self.friends.get(friend).is_some_and(|f| f.liveness.online)
+    }
+
+    /// Whether there is any way to find the friend: an address, a relay,
+    /// bootstrap nodes to look it up at, or the LAN to ask.
+    pub fn has_address(&self, key: &PublicKey) -> bool {
+        self.friends.get(key).is_some_and(|f| {
+            f.path.addr.is_some()
+                || f.path.relay.is_some()
+                || !self.discovery.nodes.is_empty()
+                || self.config.lan_discovery
+        })
+    }
+
+    /// Whether traffic to the friend goes through a bootstrap node's relay.
+    pub fn is_relayed(&self, now: Instant, key: &PublicKey) -> bool {
+        matches!(self.route_to(now, key), Some(Route::Relay { .. }))
+    }
+
+    pub fn is_friend(&self, key: &PublicKey) -> bool {
+        self.friends.contains_key(key)
+    }
+
+    /// Start connecting now, skipping any backoff (a user is waiting).
+    pub fn connect_now(&mut self, now: Instant, friend: &PublicKey) {
+        if let Some(f) = self.friends.get_mut(friend) {
+            if !f.liveness.online && f.connecting.attempt.is_none() {
+                f.connecting.backoff = FIRST_RETRY;
+                f.connecting.retry_at = Some(now);
+            }
+        }
+    }
+
+    /// The next datagram to send. Call after every input, until None.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event. Call after every input, until None.
+    pub fn poll_event(&mut self) -> Option<NetEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called; None: only input wakes it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.next_friend_deadline(), self.discovery.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Call when the time `poll_timeout` named has come (earlier is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.discovery.next_deadline().is_some_and(|t| t <= now) {
+            self.discovery_timers(now);
+        }
+        let keys: Vec<PublicKey> = self.friends.keys().copied().collect();
+        for key in keys {
+            self.run_friend_timers(now, key);
+        }
+    }
+
+    /// Call for every datagram that arrives on the node's UDP socket (or a
+    /// stream link), with the address it came from.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let kind = bytes.first().copied().unwrap_or(0);
+        if (rendezvous::ANNOUNCE..=rendezvous::RELAYED).contains(&kind) {
+            self.on_rendezvous(now, from, bytes);
+        } else if kind == lan::HERE {
+            self.on_lan_here(now, from, bytes);
+        } else {
+            self.on_friend_packet(now, Route::Direct(from), bytes);
+        }
+    }
+
+    fn on_friend_packet(&mut self, now: Instant, from: Route, bytes: &[u8]) {
+        match wire::parse(bytes) {
+            None => trace!(%from, len = bytes.len(), "dropped malformed packet"),
+            Some(Packet::Hello { nonce, asker, hash }) => self.on_hello(from, nonce, asker, hash),
+            Some(Packet::HelloReply { nonce, record }) => {
+                self.on_hello_reply(now, from, nonce, record)
+            }
+            Some(Packet::Initiation {
+                sender,
+                noise,
+                covered,
+                mac1,
+            }) => {
+                if handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
+                    self.on_initiation(now, from, sender, noise);
+                } else {
+                    trace!(%from, "dropped handshake with bad mac1");
+                }
+            }
+            Some(Packet::Response {
+                sender,
+                receiver,
+                noise,
+                covered,
+                mac1,
+            }) => {
+                if handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
+                    self.on_response(now, from, sender, receiver, noise);
+                } else {
+                    trace!(%from, "dropped response with bad mac1");
+                }
+            }
+            Some(Packet::Data {
+                receiver,
+                counter,
+                ciphertext,
+            }) => self.on_data(now, from, receiver, counter, ciphertext),
+        }
+    }
+
+    fn mark_online(&mut self, key: PublicKey, route: Route) {
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        if !friend.liveness.online && friend.sessions.current.is_some() {
+            friend.liveness.online = true;
+            info!(friend = %key, path = %route, "friend online");
+            let addr = route.socket_addr();
+            self.events
+                .push_back(NetEvent::Online { friend: key, addr });
+        }
+    }
+
+    fn go_offline(&mut self, key: &PublicKey, reason: OfflineReason) {
+        let Some(friend) = self.friends.get_mut(key) else {
+            return;
+        };
+        let pending = friend.pending_index();
+        for index in friend.sessions.clear().chain(pending) {
+            self.indices.remove(&index);
+        }
+        friend.connecting.attempt = None;
+        friend.path.direct_confirmed = None;
+        friend.path.next_probe = None;
+        let live = &mut friend.liveness;
+        if friend.connecting.dial {
+            friend.connecting.retry_at = Some(live.last_recv.max(live.last_sent));
+        }
+        // What a bootstrap node told us may be stale now; ask again.
+        if !self.discovery.nodes.is_empty() {
+            friend.path.addr = friend.path.hint;
+            friend.path.relay = None;
+        }
+        if live.online {
+            live.online = false;
+            info!(friend = %key, %reason, "friend offline");
+            self.events.push_back(NetEvent::Offline {
+                friend: *key,
+                reason,
+            });
+        }
+    }
+
+    fn unix_time(&self, now: Instant) -> Duration {
+        self.unix_at_start + now.saturating_duration_since(self.start)
+    }
+
+    fn push(&mut self, transmit: Transmit) {
+        self.transmits.push_back(transmit);
+    }
+
+    /// Seeds the randomness of one Noise handshake (its ephemeral key) from
+    /// the core's own generator.
+    fn noise_seed(&mut self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        seed
+    }
+
+    /// Friends for a snapshot; the tunnel counts are the caller's to fill in.
+    pub fn friend_snapshots(&self, now: Instant) -> Vec<FriendSnapshot> {
+        self.friends
+            .iter()
+            .map(|(key, f)| FriendSnapshot {
+                key: *key,
+                online: f.liveness.online,
+                path: f
+                    .liveness
+                    .online
+                    .then(|| self.route_to(now, key))
+                    .flatten()
+                    .map(|route| route.kind()),
+                rtt: f.stats.rtt,
+                bytes_in: f.stats.bytes_in,
+                bytes_out: f.stats.bytes_out,
+                tunnels: 0,
+            })
+            .collect()
+    }
+
+    pub fn bootstrap_snapshots(&self) -> Vec<BootstrapSnapshot> {
+        self.discovery
+            .nodes
+            .iter()
+            .map(|n| BootstrapSnapshot {
+                addr: n.addr,
+                id: n.id,
+                up: n.is_up(),
+                rtt: n.rtt,
+                public_addr: n.public_addr,
+            })
+            .collect()
+    }
+
+    pub fn online_friends(&self) -> HashSet<PublicKey> {
+        self.friends
+            .iter()
+            .filter(|(_, f)| f.liveness.online)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+}

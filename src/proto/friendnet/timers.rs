@@ -1,0 +1,199 @@
+//! Every timer a friend has, in one place: `deadline` says when each is
+//! due, and both `poll_timeout` and `handle_timeout` use it, so the time
+//! the driver sleeps until and the work done then cannot disagree.
+
+use std::time::{Duration, Instant};
+
+use super::friend::Friend;
+use super::{FriendNet, OfflineReason, FIRST_RETRY, MAX_RETRY};
+use crate::id::PublicKey;
+use crate::proto::session::Session;
+
+/// A session older than this is replaced by a fresh handshake.
+const REKEY_AFTER: Duration = Duration::from_secs(120);
+/// And never used past this.
+const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// The responder waits this much longer than the initiator before rekeying,
+/// so the two do not cross.
+const RESPONDER_REKEY_GRACE: Duration = Duration::from_secs(10);
+
+/// A friend's timers, in the order they are handled when several are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FriendTimer {
+    /// The current session is too old to use: the friend goes offline.
+    SessionExpiry,
+    /// Nothing heard for `friend_timeout`: the friend goes offline.
+    Silence,
+    /// A HELLO, lookup or handshake went unanswered: send it again.
+    AttemptRetry,
+    /// No attempt in flight and it is time for one (backoff, connect_now).
+    Reconnect,
+    /// The session is old: handshake again before it expires.
+    Rekey,
+    /// Data went unanswered: handshake again rather than wait for the
+    /// timeout (the direct path may be what failed).
+    Suspect,
+    /// Relayed: probe the direct path (or look again when it goes stale).
+    Probe,
+    /// Nothing sent for `keepalive`: send an empty packet.
+    Keepalive,
+}
+
+impl FriendTimer {
+    pub(super) const ALL: [FriendTimer; 8] = [
+        FriendTimer::SessionExpiry,
+        FriendTimer::Silence,
+        FriendTimer::AttemptRetry,
+        FriendTimer::Reconnect,
+        FriendTimer::Rekey,
+        FriendTimer::Suspect,
+        FriendTimer::Probe,
+        FriendTimer::Keepalive,
+    ];
+}
+
+pub(super) fn rekey_age(session: &Session) -> Duration {
+    if session.initiator {
+        REKEY_AFTER
+    } else {
+        REKEY_AFTER + RESPONDER_REKEY_GRACE
+    }
+}
+
+impl FriendNet {
+    /// When `timer` is next due for `friend`; None while it is not armed.
+    pub(super) fn deadline(&self, friend: &Friend, timer: FriendTimer) -> Option<Instant> {
+        let live = &friend.liveness;
+        let current = friend.sessions.current.as_ref();
+        let connecting = &friend.connecting;
+        let idle_initiator = live.online && connecting.attempt.is_none() && friend.can_initiate();
+        match timer {
+            FriendTimer::SessionExpiry => current.map(|s| s.created + REJECT_AFTER),
+            FriendTimer::Silence => live
+                .online
+                .then(|| live.last_recv + self.config.friend_timeout),
+            FriendTimer::AttemptRetry => connecting
+                .attempt
+                .as_ref()
+                .map(|a| a.sent() + connecting.backoff),
+            FriendTimer::Reconnect => connecting.retry_at.filter(|_| connecting.attempt.is_none()),
+            FriendTimer::Rekey => current
+                .filter(|_| idle_initiator)
+                .map(|s| s.created + rekey_age(s)),
+            FriendTimer::Suspect => live
+                .unanswered_since
+                .filter(|_| idle_initiator)
+                .map(|since| since + self.suspect_after()),
+            FriendTimer::Probe => {
+                if !live.online || friend.path.relay.is_none() {
+                    return None;
+                }
+                Some(match friend.path.next_probe {
+                    Some(at) => at,
+                    // Not probing: look again when the direct path would go
+                    // stale (or at once, if it was never proven).
+                    None => friend
+                        .path
+                        .direct_confirmed
+                        .map_or(live.last_recv, |at| at + self.direct_lifetime()),
+                })
+            }
+            FriendTimer::Keepalive => current
+                .filter(|_| live.online)
+                .map(|_| live.last_sent + self.config.keepalive),
+        }
+    }
+
+    /// Silence after sending data, after which we re-handshake rather than
+    /// wait for the timeout: a live friend acknowledges data at once. Idle
+    /// friends are never suspected, so differing keepalive settings on the
+    /// two sides cannot cause handshake storms.
+    fn suspect_after(&self) -> Duration {
+        self.config.keepalive + self.config.keepalive / 2
+    }
+
+    pub(super) fn next_friend_deadline(&self) -> Option<Instant> {
+        self.friends
+            .values()
+            .flat_map(|f| FriendTimer::ALL.map(|t| self.deadline(f, t)))
+            .flatten()
+            .min()
+    }
+
+    /// Runs every timer of `key` that is due, each at most once, in
+    /// `FriendTimer::ALL` order; each sees what the ones before it did.
+    pub(super) fn run_friend_timers(&mut self, now: Instant, key: PublicKey) {
+        for timer in FriendTimer::ALL {
+            let due = self
+                .friends
+                .get(&key)
+                .and_then(|f| self.deadline(f, timer))
+                .is_some_and(|at| at <= now);
+            if due {
+                self.fire(now, key, timer);
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Instant, key: PublicKey, timer: FriendTimer) {
+        let keepalive = self.config.keepalive;
+        let direct_lifetime = self.direct_lifetime();
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        match timer {
+            FriendTimer::SessionExpiry => self.go_offline(&key, OfflineReason::SessionExpired),
+            FriendTimer::Silence => {
+                let silent = now.duration_since(friend.liveness.last_recv);
+                self.go_offline(&key, OfflineReason::Silent(silent));
+            }
+            FriendTimer::AttemptRetry => {
+                let connecting = &mut friend.connecting;
+                connecting.backoff = (connecting.backoff * 2)
+                    .min(MAX_RETRY)
+                    .min(keepalive * 2)
+                    .max(FIRST_RETRY);
+                self.initiate_if_wanted(now, key);
+            }
+            FriendTimer::Reconnect => {
+                friend.connecting.retry_at = None;
+                self.initiate_if_wanted(now, key);
+            }
+            FriendTimer::Rekey => self.initiate_if_wanted(now, key),
+            FriendTimer::Suspect => {
+                // The direct path may be what failed: fall back to the relay.
+                if friend.path.relay.is_some() {
+                    friend.path.direct_confirmed = None;
+                }
+                self.initiate_if_wanted(now, key);
+            }
+            FriendTimer::Probe => {
+                let direct_fresh = friend
+                    .path
+                    .direct_confirmed
+                    .is_some_and(|at| now < at + direct_lifetime);
+                if direct_fresh {
+                    friend.path.next_probe = None;
+                    return;
+                }
+                if friend.path.next_probe.is_none() {
+                    friend.path.restart_probing(now);
+                }
+                self.probe_due(now, key);
+            }
+            FriendTimer::Keepalive => {
+                self.send(now, &key, &[]);
+            }
+        }
+    }
+
+    fn initiate_if_wanted(&mut self, now: Instant, key: PublicKey) {
+        let wanted = self
+            .friends
+            .get(&key)
+            .is_some_and(|f| f.connecting.dial || f.liveness.online);
+        if wanted {
+            self.start_initiation(now, key);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! A tunnel channel's life after it opened: data and credits, half-close,
+//! pause and resume, and its end (clean, reset, idle or friend gone).
+
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
+use super::link::{Channel, ConnId};
+use super::{Conn, Core, Event, PipeKey, MAX_CHUNK};
+use crate::id::PublicKey;
+use crate::proto::reason::{CloseReason, OfflineReason, ReasonCode, Refusal};
+
+/// A closed channel stays this long to acknowledge late retransmissions.
+const LINGER: Duration = Duration::from_secs(3);
+
+impl Core {
+    pub(super) fn link_down(&mut self, friend: PublicKey, why: OfflineReason) {
+        let Some(link) = self.links.remove(&friend) else {
+            return;
+        };
+        if let Some(at) = link.control_scheduled {
+            self.timers.remove(&(at, (friend, 0)));
+        }
+        for (conv, channel) in link.channels {
+            if let Some(at) = channel.scheduled {
+                self.timers.remove(&(at, (friend, conv)));
+            }
+            if let Some(conn) = channel.conn {
+                self.close(conn, CloseReason::FriendOffline(why));
+            }
+        }
+        for conn in link.requests.into_values() {
+            self.close(conn, CloseReason::FriendOfflineBeforeAnswer(why));
+        }
+        self.dirty.retain(|(f, _)| *f != friend);
+    }
+
+    /// Both sides sent FIN and everything is acknowledged: a clean close.
+    pub(super) fn finish_channel(&mut self, now: Instant, key: PipeKey) {
+        let Some(channel) = self
+            .links
+            .get_mut(&key.0)
+            .and_then(|l| l.channels.get_mut(&key.1))
+        else {
+            return;
+        };
+        let Some(conn) = channel.conn.take() else {
+            return;
+        };
+        channel.linger_until = Some(now + LINGER);
+        self.conns.remove(&conn);
+        info!(conn, friend = %key.0.short(), conv = key.1, "tunnel closed: both sides finished");
+        self.events.push_back(Event::Closed {
+            conn,
+            reason: CloseReason::Finished,
+        });
+        self.dirty.insert(key);
+    }
+
+    /// Ends a channel at once. A reason of our own (`CloseReason::Reset`)
+    /// goes to the friend too.
+    pub(super) fn reset_channel(&mut self, key: PipeKey, reason: CloseReason) {
+        let Some(link) = self.links.get_mut(&key.0) else {
+            return;
+        };
+        let Some(channel) = link.channels.remove(&key.1) else {
+            return;
+        };
+        if let Some(at) = channel.scheduled {
+            self.timers.remove(&(at, key));
+        }
+        self.dirty.remove(&key);
+        if let CloseReason::Reset(refusal) = &reason {
+            let message = Control::Reset {
+                conv: key.1,
+                refusal: refusal.clone(),
+            };
+            self.send_control(key.0, &message);
+        }
+        if let Some(conn) = channel.conn {
+            self.close(conn, reason);
+        }
+    }
+
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(Conn::Opening { deadline, .. }) = self.conns.remove(&conn) {
+            self.open_deadlines.remove(&(deadline, conn));
+        }
+        info!(conn, %reason, "tunnel closed");
+        self.events.push_back(Event::Closed { conn, reason });
+    }
+
+    fn open_channel(&mut self, conn: ConnId) -> Option<(PipeKey, &mut Channel)> {
+        let Some(Conn::Open { friend, conv }) = self.conns.get(&conn) else {
+            return None;
+        };
+        let key = (*friend, *conv);
+        let channel = self.links.get_mut(friend)?.channels.get_mut(conv)?;
+        Some((key, channel))
+    }
+
+    /// Bytes the connection's reader took from TCP. Each call uses one credit.
+    pub fn send_data(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some((key, channel)) = self.open_channel(conn) else {
+            return;
+        };
+        channel.last_activity = now;
+        for chunk in bytes.chunks(MAX_CHUNK) {
+            let mut message = Vec::with_capacity(chunk.len() + 1);
+            message.push(CHANNEL_DATA);
+            message.extend_from_slice(chunk);
+            let _ = channel.kcp.send(&message);
+        }
+        channel.held_credits += 1;
+        if channel.has_room() {
+            let chunks = std::mem::take(&mut channel.held_credits);
+            self.events.push_back(Event::Credit { conn, chunks });
+        }
+        self.dirty.insert(key);
+    }
+
+    /// The reader hit end of file: FIN goes after the last byte.
+    pub fn local_eof(&mut self, now: Instant, conn: ConnId) {
+        let Some((key, channel)) = self.open_channel(conn) else {
+            return;
+        };
+        if !channel.fin_sent {
+            channel.fin_sent = true;
+            let _ = channel.kcp.send(&[CHANNEL_FIN]);
+        }
+        self.dirty.insert(key);
+        self.check_finished(now, key);
+    }
+
+    /// The local TCP connection failed: abort the channel with a reason.
+    pub fn local_reset(&mut self, conn: ConnId, text: String) {
+        let reason = CloseReason::Reset(Refusal::new(ReasonCode::ConnectionAborted, text));
+        match self.conns.get(&conn) {
+            Some(Conn::Open { friend, conv }) => {
+                let key = (*friend, *conv);
+                self.reset_channel(key, reason);
+            }
+            Some(Conn::Opening { .. }) => self.close(conn, reason),
+            None => {}
+        }
+    }
+
+    /// The writer is full: leave data in KCP so its receive window closes.
+    pub fn pause(&mut self, conn: ConnId) {
+        if let Some((_, channel)) = self.open_channel(conn) {
+            channel.paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, now: Instant, conn: ConnId) {
+        let Some((key, channel)) = self.open_channel(conn) else {
+            return;
+        };
+        if std::mem::take(&mut channel.paused) {
+            let _ = channel.kcp.send(&[CHANNEL_WINDOW]);
+        }
+        self.dirty.insert(key);
+        self.read_channel(now, key);
+    }
+
+    fn check_finished(&mut self, now: Instant, key: PipeKey) {
+        let finished = self
+            .links
+            .get(&key.0)
+            .and_then(|l| l.channels.get(&key.1))
+            .is_some_and(|c| c.conn.is_some() && c.finished());
+        if finished {
+            self.finish_channel(now, key);
+        }
+    }
+
+    pub(super) fn ensure_idle_sweep(&mut self, now: Instant) {
+        if self.next_idle_sweep.is_none() {
+            self.next_idle_sweep = Some(now + self.idle_sweep_every());
+        }
+    }
+
+    fn idle_sweep_every(&self) -> Duration {
+        (self.config.idle_timeout / 4).max(Duration::from_millis(100))
+    }
+
+    /// Resets connections idle past the timeout; runs every quarter of the
+    /// timeout while any channel exists, so idle nodes stay asleep.
+    pub(super) fn sweep_idle(&mut self, now: Instant) {
+        let idle = self.config.idle_timeout;
+        let stale: Vec<PipeKey> = self
+            .links
+            .iter()
+            .flat_map(|(friend, link)| {
+                link.channels
+                    .iter()
+                    .filter(|(_, c)| c.conn.is_some() && now >= c.last_activity + idle)
+                    .map(|(conv, _)| (*friend, *conv))
+            })
+            .collect();
+        for key in stale {
+            let refusal = Refusal::new(ReasonCode::Timeout, format!("idle for {idle:?}"));
+            self.reset_channel(key, CloseReason::Reset(refusal));
+        }
+        let any = self.links.values().any(|l| !l.channels.is_empty());
+        self.next_idle_sweep = any.then(|| now + self.idle_sweep_every());
+    }
+}

@@ -1,0 +1,238 @@
+//! Opening a tunnel: the client's OPEN, the server's allow check and
+//! connect, and ACCEPT or REFUSE back.
+
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use super::allow;
+use super::control::{Control, PROTOCOL_TCP};
+use super::link::{new_pipe, Channel, ConnId, Link};
+use super::{Conn, Core, Event};
+use crate::id::{PublicKey, ToxId};
+use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
+
+impl Core {
+    pub(super) fn link_up(&mut self, now: Instant, friend: PublicKey) {
+        let ms = self.ms(now);
+        let relayed = self.net.is_relayed(now, &friend);
+        self.links
+            .insert(friend, Link::new(&self.config.kcp, ms, relayed));
+        let waiting: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c, Conn::Opening { friend: f, request: None, .. } if *f == friend))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in waiting {
+            self.send_open(conn);
+        }
+    }
+
+    /// Client: a local connection arrived for a tunnel to `server`.
+    pub fn open(&mut self, now: Instant, conn: ConnId, server: ToxId, target: String) {
+        let friend = server.key;
+        if !self.net.has_address(&friend) {
+            self.close(conn, CloseReason::NoAddress(friend));
+            return;
+        }
+        let deadline = now + self.config.open_timeout;
+        self.conns.insert(
+            conn,
+            Conn::Opening {
+                friend,
+                target,
+                deadline,
+                request: None,
+            },
+        );
+        self.open_deadlines.insert((deadline, conn));
+        if self.links.contains_key(&friend) {
+            self.send_open(conn);
+        } else {
+            self.net.connect_now(now, &friend);
+        }
+    }
+
+    fn send_open(&mut self, conn: ConnId) {
+        let Some(Conn::Opening {
+            friend,
+            target,
+            request,
+            ..
+        }) = self.conns.get_mut(&conn)
+        else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(friend) else {
+            return;
+        };
+        let id = link.next_request;
+        link.next_request = link.next_request.wrapping_add(1).max(1);
+        link.requests.insert(id, conn);
+        *request = Some(id);
+        let message = Control::Open {
+            request: id,
+            protocol: PROTOCOL_TCP,
+            target: target.clone(),
+        };
+        let friend = *friend;
+        self.send_control(friend, &message);
+    }
+
+    pub(super) fn expire_opens(&mut self, now: Instant) {
+        while let Some(&(at, conn)) = self.open_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.open_deadlines.remove(&(at, conn));
+            let after = self.config.open_timeout;
+            let reason = match self.conns.get(&conn) {
+                Some(Conn::Opening {
+                    friend,
+                    request: None,
+                    ..
+                }) => CloseReason::ServerUnreachable {
+                    server: *friend,
+                    after,
+                },
+                Some(Conn::Opening {
+                    friend,
+                    request: Some(id),
+                    ..
+                }) => {
+                    let (friend, id) = (*friend, *id);
+                    if let Some(link) = self.links.get_mut(&friend) {
+                        link.requests.remove(&id);
+                    }
+                    CloseReason::NoAnswer {
+                        server: friend,
+                        after,
+                    }
+                }
+                _ => continue,
+            };
+            self.close(conn, reason);
+        }
+    }
+
+    pub(super) fn on_open(
+        &mut self,
+        friend: PublicKey,
+        request: u32,
+        protocol: u8,
+        target: String,
+    ) {
+        let refusal = match &self.config.allow {
+            None => Some(Refusal::new(
+                ReasonCode::NotAllowed,
+                "this node serves no tunnels",
+            )),
+            Some(_) if protocol != PROTOCOL_TCP => Some(Refusal::new(
+                ReasonCode::ProtocolError,
+                format!("protocol {protocol} is not supported"),
+            )),
+            Some(rules) => match allow::permitted(rules, &target) {
+                Err(e) => Some(Refusal::new(
+                    ReasonCode::ProtocolError,
+                    format!("bad target: {e}"),
+                )),
+                Ok(true) => None,
+                Ok(false) => Some(Refusal::new(
+                    ReasonCode::NotAllowed,
+                    format!("target {target} is not in the allow list"),
+                )),
+            },
+        };
+        if let Some(refusal) = refusal {
+            warn!(friend = %friend, %target, reason = %refusal, "refused tunnel");
+            self.send_control(friend, &Control::Refuse { request, refusal });
+            return;
+        }
+        debug!(friend = %friend.short(), %target, request, "connecting to target");
+        self.events.push_back(Event::Connect {
+            friend,
+            request,
+            target,
+        });
+    }
+
+    pub(super) fn on_accept(&mut self, now: Instant, friend: PublicKey, request: u32, conv: u32) {
+        let Some(link) = self.links.get_mut(&friend) else {
+            return;
+        };
+        let Some(conn) = link.requests.remove(&request) else {
+            // We gave up on this request already: tell the server to let go.
+            let refusal = Refusal::new(ReasonCode::Timeout, "the client gave up waiting");
+            self.send_control(friend, &Control::Reset { conv, refusal });
+            return;
+        };
+        if conv == 0 || link.channels.contains_key(&conv) {
+            self.close(conn, CloseReason::ConvInUse(conv));
+            return;
+        }
+        let target = match self.conns.remove(&conn) {
+            Some(Conn::Opening {
+                target, deadline, ..
+            }) => {
+                self.open_deadlines.remove(&(deadline, conn));
+                target
+            }
+            _ => return,
+        };
+        let ms = self.ms(now);
+        let Some(link) = self.links.get_mut(&friend) else {
+            return;
+        };
+        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
+        link.channels.insert(conv, Channel::new(kcp, conn, now));
+        self.conns.insert(conn, Conn::Open { friend, conv });
+        self.ensure_idle_sweep(now);
+        info!(conn, friend = %friend.short(), %target, conv, "tunnel open");
+        self.events.push_back(Event::Opened { conn });
+    }
+
+    /// Server: the target answered; assign a conv and tell the client.
+    pub fn target_connected(
+        &mut self,
+        now: Instant,
+        friend: PublicKey,
+        request: u32,
+        conn: ConnId,
+    ) -> bool {
+        let ms = self.ms(now);
+        let Some(link) = self.links.get_mut(&friend) else {
+            info!(conn, friend = %friend.short(), "tunnel closed: friend went offline while connecting");
+            return false;
+        };
+        let conv = pick_conv(&friend, ms, link);
+        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
+        link.channels.insert(conv, Channel::new(kcp, conn, now));
+        self.conns.insert(conn, Conn::Open { friend, conv });
+        self.send_control(friend, &Control::Accept { request, conv });
+        self.ensure_idle_sweep(now);
+        info!(conn, friend = %friend.short(), conv, "tunnel open");
+        true
+    }
+
+    /// Server: connecting to the target failed; the client is told why.
+    pub fn target_failed(&mut self, friend: PublicKey, request: u32, refusal: Refusal) {
+        warn!(friend = %friend, reason = %refusal, "refused tunnel: cannot reach target");
+        self.send_control(friend, &Control::Refuse { request, refusal });
+    }
+}
+
+/// `conv = crc32(client key || time || counter)`, never 0 nor one in use.
+fn pick_conv(friend: &PublicKey, ms: u32, link: &mut Link) -> u32 {
+    loop {
+        link.conv_counter = link.conv_counter.wrapping_add(1);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&friend.0);
+        hasher.update(&ms.to_le_bytes());
+        hasher.update(&link.conv_counter.to_le_bytes());
+        let conv = hasher.finalize();
+        if conv != 0 && !link.channels.contains_key(&conv) {
+            return conv;
+        }
+    }
+}

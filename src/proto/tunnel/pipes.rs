@@ -1,0 +1,210 @@
+//! The KCP instances of the tunnel core: their timers, what arrives for
+//! them, and reading what they deliver (control messages and channel data).
+
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
+use super::link::{Pipe, FRAME_KCP};
+use super::{Core, Event, PipeKey};
+use crate::id::PublicKey;
+use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
+
+/// KCP's segment header; shorter input is not KCP.
+const KCP_HEADER: usize = 24;
+
+impl Core {
+    pub(super) fn pipe_mut(&mut self, (friend, conv): PipeKey) -> Option<&mut Pipe> {
+        let link = self.links.get_mut(&friend)?;
+        if conv == 0 {
+            Some(&mut link.control)
+        } else {
+            link.channels.get_mut(&conv).map(|c| &mut c.kcp)
+        }
+    }
+
+    /// Keeps one timer per KCP instance, and none for an idle one: an idle
+    /// node makes no wake-ups.
+    pub(super) fn schedule(&mut self, now: Instant, key: PipeKey) {
+        let ms = self.ms(now);
+        let Some(link) = self.links.get_mut(&key.0) else {
+            return;
+        };
+        let (pipe, slot, linger) = if key.1 == 0 {
+            (&link.control, &mut link.control_scheduled, None)
+        } else {
+            let Some(channel) = link.channels.get_mut(&key.1) else {
+                return;
+            };
+            (&channel.kcp, &mut channel.scheduled, channel.linger_until)
+        };
+        let wanted = if pipe.wait_snd() > 0 {
+            let delay = pipe.check(ms).max(1);
+            Some(now + Duration::from_millis(delay as u64))
+        } else {
+            linger
+        };
+        if *slot == wanted {
+            return;
+        }
+        if let Some(old) = slot.take() {
+            self.timers.remove(&(old, key));
+        }
+        if let Some(at) = wanted {
+            *slot = Some(at);
+            self.timers.insert((at, key));
+        }
+    }
+
+    pub(super) fn fire_pipe_timers(&mut self, now: Instant) {
+        let ms = self.ms(now);
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, key));
+            let Some(link) = self.links.get_mut(&key.0) else {
+                continue;
+            };
+            if key.1 == 0 {
+                link.control_scheduled = None;
+                let _ = link.control.update(ms);
+                let _ = link.control.flush();
+            } else if let Some(channel) = link.channels.get_mut(&key.1) {
+                channel.scheduled = None;
+                if channel.conn.is_none() && channel.linger_until.is_some_and(|t| t <= now) {
+                    link.channels.remove(&key.1);
+                    continue;
+                }
+                let _ = channel.kcp.update(ms);
+                let _ = channel.kcp.flush();
+                if channel.kcp.is_dead_link() {
+                    let refusal =
+                        Refusal::new(ReasonCode::Timeout, "friend stopped acknowledging data");
+                    self.reset_channel(key, CloseReason::Reset(refusal));
+                    continue;
+                }
+            }
+            self.schedule(now, key);
+        }
+    }
+
+    pub(super) fn on_payload(&mut self, now: Instant, friend: PublicKey, payload: &[u8]) {
+        let Some((&FRAME_KCP, segment)) = payload.split_first() else {
+            debug!(friend = %friend.short(), "dropped payload of unknown frame type");
+            return;
+        };
+        // kcp's get_conv asserts on short input; check before asking.
+        if segment.len() < KCP_HEADER {
+            return;
+        }
+        let conv = kcp::get_conv(segment);
+        let ms = self.ms(now);
+        let Some(link) = self.links.get_mut(&friend) else {
+            return;
+        };
+        let pipe = if conv == 0 {
+            &mut link.control
+        } else if let Some(channel) = link.channels.get_mut(&conv) {
+            channel.last_activity = now;
+            &mut channel.kcp
+        } else {
+            debug!(friend = %friend.short(), conv, "dropped segment for an unknown channel");
+            return;
+        };
+        let _ = pipe.update(ms);
+        if pipe.input(segment).is_err() {
+            debug!(friend = %friend.short(), conv, "dropped malformed KCP input");
+            return;
+        }
+        self.dirty.insert((friend, conv));
+        if conv == 0 {
+            self.read_control(now, friend);
+        } else {
+            self.read_channel(now, (friend, conv));
+        }
+    }
+
+    pub(super) fn read_control(&mut self, now: Instant, friend: PublicKey) {
+        loop {
+            let Some(link) = self.links.get_mut(&friend) else {
+                return;
+            };
+            let Ok(n) = link.control.recv(&mut self.recv_buf) else {
+                return;
+            };
+            match Control::decode(&self.recv_buf[..n]) {
+                Some(message) => self.on_control(now, friend, message),
+                None => debug!(friend = %friend.short(), "dropped malformed control message"),
+            }
+        }
+    }
+
+    fn on_control(&mut self, now: Instant, friend: PublicKey, message: Control) {
+        match message {
+            Control::Open {
+                request,
+                protocol,
+                target,
+            } => self.on_open(friend, request, protocol, target),
+            Control::Accept { request, conv } => self.on_accept(now, friend, request, conv),
+            Control::Refuse { request, refusal } => {
+                let Some(conn) = self
+                    .links
+                    .get_mut(&friend)
+                    .and_then(|l| l.requests.remove(&request))
+                else {
+                    return;
+                };
+                self.close(conn, CloseReason::Refused(refusal));
+            }
+            Control::Reset { conv, refusal } => {
+                if self
+                    .links
+                    .get(&friend)
+                    .is_some_and(|l| l.channels.contains_key(&conv))
+                {
+                    self.reset_channel((friend, conv), CloseReason::ResetByFriend(refusal));
+                }
+            }
+        }
+    }
+
+    pub(super) fn read_channel(&mut self, now: Instant, key: PipeKey) {
+        let Some(channel) = self
+            .links
+            .get_mut(&key.0)
+            .and_then(|l| l.channels.get_mut(&key.1))
+        else {
+            return;
+        };
+        let Some(conn) = channel.conn else { return };
+        while !channel.paused {
+            let Ok(n) = channel.kcp.recv(&mut self.recv_buf) else {
+                break;
+            };
+            match self.recv_buf[..n].split_first() {
+                Some((&CHANNEL_DATA, bytes)) if !bytes.is_empty() => {
+                    self.events.push_back(Event::Data {
+                        conn,
+                        bytes: bytes.to_vec(),
+                    });
+                }
+                Some((&CHANNEL_FIN, _)) if !channel.fin_received => {
+                    channel.fin_received = true;
+                    self.events.push_back(Event::Eof { conn });
+                }
+                Some((&CHANNEL_WINDOW, _)) => {}
+                _ => debug!(conn, "dropped malformed channel message"),
+            }
+        }
+        if channel.held_credits > 0 && channel.has_room() {
+            let chunks = std::mem::take(&mut channel.held_credits);
+            self.events.push_back(Event::Credit { conn, chunks });
+        }
+        if channel.finished() {
+            self.finish_channel(now, key);
+        }
+    }
+}
