@@ -26,5 +26,3 @@ pub use tunnel::{Core, Event, TunnelConfig};
 mod amplification_tests;
 #[cfg(test)]
 mod pair_tests;
-#[cfg(test)]
-mod recovery_tests;

@@ -3,6 +3,8 @@
 
 pub mod lossy_relay;
 pub mod netns;
+pub mod scripted;
+pub mod sim;
 pub mod traffic;
 
 use std::io::{BufRead, BufReader};
