@@ -3,16 +3,36 @@
 //! `proto` is the protocol as a pure state machine; `net` drives it with
 //! one event-loop thread that owns the UDP socket; `app` wires the two to
 //! the command line.
+//!
+//! The public surface is what the binary, the tests, the benches and the
+//! fuzz targets use, and nothing more:
+//!
+//! - `app::run` and `cli::parse`: the binary.
+//! - `config::Settings`: parsing a config file.
+//! - `id`: IDs and keys as users write them.
+//! - `net::udp::bind`: a UDP socket with the buffers the node uses.
+//! - `proto::Core` (the whole protocol core), its `Event`s and
+//!   `TunnelConfig`; `proto::FriendNet` with `FriendNetConfig` and
+//!   `NetEvent`; `proto::Transmit` and `Dest`; `proto::snapshot`.
+//! - `proto::identity` (keys, no files), `proto::reason` (why things end,
+//!   and the wire's reason codes).
+//! - For tests that script a friend: `proto::tunnel::control` (control
+//!   messages), `proto::tunnel::link` (a KCP pipe and its outbox),
+//!   `proto::tunnel::allow`, `proto::tunnel::kcp_settings`.
+//! - For fuzz targets: `proto::wire`, `proto::record`, `proto::handshake`.
+//! - `proto::friendnet::STREAM_LINK_RETRY`, which tests measure against.
+//!
+//! Everything else is `pub(crate)`.
 
 pub mod app;
-pub mod bootstrap;
+pub(crate) mod bootstrap;
 pub mod cli;
 pub mod config;
-pub mod friends_file;
+pub(crate) mod friends_file;
 pub mod id;
-pub mod key_file;
+pub(crate) mod key_file;
 pub mod net;
 pub mod proto;
-pub mod status;
-pub mod token_bucket;
-pub mod tunnel_spec;
+pub(crate) mod status;
+pub(crate) mod token_bucket;
+pub(crate) mod tunnel_spec;

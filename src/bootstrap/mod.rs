@@ -3,7 +3,7 @@
 //! lookups, passes connect requests so both sides punch at once, and relays
 //! ciphertext between registered nodes within a per-node byte rate.
 
-pub mod driver;
+pub(crate) mod driver;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -70,6 +70,8 @@ impl Bootstrap {
         }
     }
 
+    /// What tests measure the core by.
+    #[cfg(test)]
     pub fn stats(&self) -> BootstrapStats {
         BootstrapStats {
             nodes: self.nodes.len(),
@@ -77,10 +79,13 @@ impl Bootstrap {
         }
     }
 
+    /// The next datagram to send. Call after every input, until None.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// When `handle_timeout` must next be called (an entry expires); None:
+    /// only input wakes it.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.nodes
             .values()
@@ -88,6 +93,7 @@ impl Bootstrap {
             .min()
     }
 
+    /// Call when the time `poll_timeout` named has come.
     pub fn handle_timeout(&mut self, now: Instant) {
         let ttl = self.config.entry_ttl;
         let expired: Vec<PublicKey> = self
@@ -104,6 +110,7 @@ impl Bootstrap {
         }
     }
 
+    /// Call for every datagram that arrives, over UDP or a stream link.
     /// `unix_now` (seconds) checks record expiry; the core reads no clock.
     pub fn handle_datagram(&mut self, now: Instant, unix_now: u64, from: SocketAddr, bytes: &[u8]) {
         match rendezvous::parse(bytes) {

@@ -1,12 +1,12 @@
 //! Drivers: the event-loop thread that owns the UDP socket (and any TCP
 //! links to bootstrap nodes) and the core.
 
-pub mod command;
-pub mod conn;
-pub mod control;
-pub mod event_loop;
-pub mod lan;
-pub mod stream_link;
-pub mod tcp;
+pub(crate) mod command;
+pub(crate) mod conn;
+pub(crate) mod control;
+pub(crate) mod event_loop;
+pub(crate) mod lan;
+pub(crate) mod stream_link;
+pub(crate) mod tcp;
 pub mod udp;
-pub mod udp_batch;
+pub(crate) mod udp_batch;

@@ -1,17 +1,17 @@
 //! The protocol core: no sockets, no clock. Time and datagrams go in;
 //! datagrams, events and the next deadline come out.
 
-pub mod address;
+pub(crate) mod address;
 pub mod friendnet;
 pub mod handshake;
 pub mod identity;
-pub mod lan;
+pub(crate) mod lan;
 pub mod reason;
 pub mod record;
-pub mod rendezvous;
-pub mod replay;
-pub mod route;
-pub mod session;
+pub(crate) mod rendezvous;
+pub(crate) mod replay;
+pub(crate) mod route;
+pub(crate) mod session;
 pub mod snapshot;
 pub mod transmit;
 pub mod tunnel;

@@ -16,8 +16,9 @@ pub(super) const ANSWERS_PER_SECOND: u64 = 16;
 const QUERY_EVERY: Duration = Duration::from_secs(1);
 
 impl FriendNet {
-    /// A datagram that arrived on the LAN port: answer a query for our own
-    /// key, from our own socket, so the asker learns where we are.
+    /// Call for every datagram that arrives on the LAN discovery port. A
+    /// query for our own key is answered from our own socket, so the asker
+    /// learns where we are.
     pub fn handle_lan_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         if !self.config.lan_discovery {
             return;

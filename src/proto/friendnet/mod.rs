@@ -24,7 +24,9 @@ mod lan_discovery;
 mod path;
 mod timers;
 
-pub use discovery::{BootstrapNode, Discovery, StreamLink, STREAM_LINK_RETRY};
+pub use discovery::STREAM_LINK_RETRY;
+
+use discovery::Discovery;
 
 use super::handshake;
 use super::identity::Identity;
