@@ -8,7 +8,6 @@
 //! Its control channel is retransmitted only when it hears from the
 //! target: tests that lose datagrams must not lose its own.
 
-use std::any::Any;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -172,14 +171,6 @@ impl ScriptedFriend {
 impl Endpoint for ScriptedFriend {
     fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {

@@ -20,8 +20,6 @@ pub const UNIX_START: Duration = Duration::from_secs(1_800_000_000);
 /// Anything on the simulated network: a core, or a scripted friend.
 pub trait Endpoint: Any {
     fn addr(&self) -> SocketAddr;
-    fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
     fn poll_timeout(&self) -> Option<Instant>;
@@ -111,14 +109,6 @@ impl Endpoint for Host {
         self.addr
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.core.handle_datagram(now, from, bytes);
     }
@@ -173,17 +163,13 @@ impl Net {
 
     /// Node `index` as the type it was added as.
     pub fn get<T: Endpoint>(&self, index: usize) -> &T {
-        self.nodes[index]
-            .as_any()
-            .downcast_ref()
-            .expect("node of that type")
+        let node: &dyn Any = self.nodes[index].as_ref();
+        node.downcast_ref().expect("node of that type")
     }
 
     pub fn get_mut<T: Endpoint>(&mut self, index: usize) -> &mut T {
-        self.nodes[index]
-            .as_any_mut()
-            .downcast_mut()
-            .expect("node of that type")
+        let node: &mut dyn Any = self.nodes[index].as_mut();
+        node.downcast_mut().expect("node of that type")
     }
 
     pub fn host(&self, index: usize) -> &Host {

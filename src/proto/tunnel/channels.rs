@@ -38,11 +38,7 @@ impl Core {
 
     /// Both sides sent FIN and everything is acknowledged: a clean close.
     pub(super) fn finish_channel(&mut self, now: Instant, key: PipeKey) {
-        let Some(channel) = self
-            .links
-            .get_mut(&key.0)
-            .and_then(|l| l.channels.get_mut(&key.1))
-        else {
+        let Some(channel) = self.channel_mut(key) else {
             return;
         };
         let Some(conn) = channel.conn.take() else {

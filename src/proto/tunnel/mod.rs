@@ -271,6 +271,10 @@ impl Core {
         }
     }
 
+    fn channel_mut(&mut self, (friend, conv): PipeKey) -> Option<&mut link::Channel> {
+        self.links.get_mut(&friend)?.channels.get_mut(&conv)
+    }
+
     fn send_control(&mut self, friend: PublicKey, message: &Control) {
         let Some(link) = self.links.get_mut(&friend) else {
             return;
