@@ -15,6 +15,17 @@ pub struct Status {
     pub udp: String,
     pub bootstrap: Vec<BootstrapStatus>,
     pub friends: Vec<FriendStatus>,
+    pub counters: CountersStatus,
+}
+
+/// Work strangers made the node do, and what it refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct CountersStatus {
+    /// Handshake messages that cost a Diffie-Hellman.
+    pub dh: u64,
+    pub hellos_answered: u64,
+    pub hellos_limited: u64,
+    pub initiations_limited: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +91,12 @@ impl Status {
                     tunnels: f.tunnels,
                 })
                 .collect(),
+            counters: CountersStatus {
+                dh: snapshot.counters.dh,
+                hellos_answered: snapshot.counters.hellos_answered,
+                hellos_limited: snapshot.counters.hellos_limited,
+                initiations_limited: snapshot.counters.initiations_limited,
+            },
         }
     }
 }
@@ -104,6 +121,12 @@ impl Status {
                 b.public_address.as_deref().unwrap_or("-"),
             );
         }
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "handshakes (DH) {} hellos answered {} limited: hellos {} handshakes {}",
+            c.dh, c.hellos_answered, c.hellos_limited, c.initiations_limited
+        );
         let _ = writeln!(out, "friends: {}", self.friends.len());
         for f in &self.friends {
             let _ = writeln!(

@@ -258,7 +258,7 @@ fn a_stranger_opens_nothing() {
     let took = closed_within(stranger.named_tunnel_addr("t0"));
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
     stranger.wait_for(&["tunnel closed", "unreachable"], WAIT);
-    server.wait_for(&["refused hello: not a friend"], WAIT);
+    server.wait_for(&["refused handshake: not a friend"], WAIT);
     assert!(target.seen.try_recv().is_err(), "the target was reached");
     assert_eq!(server.count(&["tunnel open"]), 0);
 }

@@ -26,10 +26,26 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
         ));
     }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)
-        .map_err(|e| format!("{}: cannot create control socket: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: cannot restrict control socket: {e}", path.display()))?;
+    // Created 0600 from the start: a socket bound first and restricted
+    // after could be opened by another local user in between. The umask is
+    // the process's, so for this instant other files created would only
+    // come out stricter, never looser.
+    // SAFETY: umask only swaps an integer in the process's state.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, putting the previous value back.
+    unsafe { libc::umask(previous) };
+    let listener =
+        bound.map_err(|e| format!("{}: cannot create control socket: {e}", path.display()))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .map_err(|e| format!("{}: cannot check control socket: {e}", path.display()))?;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: control socket came out with mode {mode:04o}",
+            path.display()
+        ));
+    }
     Ok(listener)
 }
 
@@ -80,4 +96,25 @@ pub async fn query(path: &Path, json: bool) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_is_private_and_the_umask_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key.sock");
+        // SAFETY: reading the umask means setting it; it is put back below.
+        let before = unsafe { libc::umask(0o022) };
+        let _listener = bind(&path).await.unwrap();
+        // SAFETY: as above.
+        let after = unsafe { libc::umask(before) };
+        assert_eq!(after, 0o022, "bind left the umask changed");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = bind(&path).await.unwrap_err();
+        assert!(err.contains("another node"), "{err}");
+    }
 }

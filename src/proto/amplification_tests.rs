@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::pair_tests::{config, Peer};
-use super::{handshake, lan, wire};
+use super::{lan, wire};
 use crate::id::{PeerRef, PublicKey};
 
 /// Random bytes behind every packet type, at the lengths that matter.
@@ -62,10 +62,8 @@ fn answers_to_strangers_are_never_larger_than_what_they_sent() {
     let mut server = Peer::with_config(1, now, lan_on());
     let server_key = server.identity.public_key();
     let nonce = [5u8; 16];
-    let asker = [6u8; 32];
-    let hash = handshake::hello_hash(&server.identity.id(), &nonce, &asker);
     let mut inputs = vec![
-        wire::hello(&nonce, &asker, &hash),
+        wire::hello(&nonce, &server_key.0),
         lan::query(&server_key),
         lan::here(&PublicKey([9; 32])),
     ];

@@ -17,12 +17,11 @@ use super::identity::{verify_certificate, Identity};
 use super::wire::{
     INIT_PAYLOAD_LEN, MAC_LEN, NOISE_MSG1_LEN, NOISE_MSG2_LEN, RESPONSE_PAYLOAD_LEN,
 };
-use crate::id::{PublicKey, ToxId};
+use crate::id::PublicKey;
 
 const NOISE_PARAMS: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 const PROLOGUE: &[u8] = b"toxtun friend handshake v1";
 const MAC1_LABEL: &[u8] = b"mac1----";
-const HELLO_LABEL: &[u8] = b"toxtun hello v1";
 
 /// mac1 is keyed by the responder's Noise public key, so junk is dropped
 /// with one hash instead of a Diffie-Hellman.
@@ -44,33 +43,6 @@ pub fn mac1_valid(key: &[u8; 32], covered: &[u8], received: &[u8; MAC_LEN]) -> b
     let mut mac = <Blake2sMac<U16> as KeyInit>::new_from_slice(key).expect("32-byte key");
     mac.update(covered);
     mac.verify_slice(received).is_ok()
-}
-
-/// HELLO's proof that the asker knows our whole ID, nospam included: a
-/// hash with the ID as its secret input, bound to the nonce and the asker.
-pub fn hello_hash(id: &ToxId, nonce: &[u8; 16], asker: &[u8; 32]) -> [u8; 32] {
-    Blake2s256::new()
-        .chain_update(HELLO_LABEL)
-        .chain_update(id.to_bytes())
-        .chain_update(nonce)
-        .chain_update(asker)
-        .finalize()
-        .into()
-}
-
-pub fn hello_hash_valid(
-    id: &ToxId,
-    nonce: &[u8; 16],
-    asker: &[u8; 32],
-    received: &[u8; 32],
-) -> bool {
-    let expected = hello_hash(id, nonce, asker);
-    // Constant time, as for a MAC.
-    expected
-        .iter()
-        .zip(received)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
 }
 
 /// TAI64N: big-endian seconds since 1970 plus 2^62, then nanoseconds.

@@ -191,7 +191,7 @@ fn rekey_keeps_traffic_flowing() {
 }
 
 #[test]
-fn non_friend_gets_nothing_back() {
+fn non_friend_gets_nothing_but_the_public_record() {
     let now = Instant::now();
     let mut server = Peer::new(1, now, false);
     let friend = Identity::generate();
@@ -211,7 +211,20 @@ fn non_friend_gets_nothing_back() {
     server
         .core
         .handle_datagram(now, stranger.addr, &hello[0].payload);
-    assert!(server.drain().is_empty(), "hello from a stranger answered");
+    // The record is public (any bootstrap node hands it out) and smaller
+    // than the question; its message 1 then gets nothing.
+    let reply = server.drain();
+    assert_eq!(reply.len(), 1);
+    assert!(reply[0].payload.len() <= hello[0].payload.len());
+    stranger
+        .core
+        .handle_datagram(now, server.addr, &reply[0].payload);
+    let initiation = stranger.drain();
+    assert_eq!(initiation.len(), 1);
+    server
+        .core
+        .handle_datagram(now, stranger.addr, &initiation[0].payload);
+    assert!(server.drain().is_empty(), "a stranger's handshake answered");
 
     // A stranger that already knows the noise key goes straight to message 1.
     let mut direct = Peer::new(4, now, false);

@@ -12,6 +12,18 @@ pub struct Snapshot {
     pub bootstrap: Vec<BootstrapSnapshot>,
     /// Ordered by key, so two snapshots of the same state are equal.
     pub friends: Vec<FriendSnapshot>,
+    pub counters: Counters,
+}
+
+/// Work strangers can make a node do, and what it refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Handshake messages that cost a Diffie-Hellman (read or written).
+    pub dh: u64,
+    pub hellos_answered: u64,
+    /// HELLOs and message 1s dropped by the per-source and total limits.
+    pub hellos_limited: u64,
+    pub initiations_limited: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

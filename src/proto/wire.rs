@@ -13,7 +13,6 @@ pub const TAG_LEN: usize = 16;
 
 /// HELLO is padded to this size so a HELLO_REPLY can never be larger.
 pub const HELLO_LEN: usize = 256;
-pub const HELLO_HASH_LEN: usize = 32;
 
 /// Handshake payload inside Noise message 1: identity key, certificate,
 /// TAI64N timestamp, nospam, instance, fresh flag.
@@ -30,10 +29,11 @@ pub const DATA_MIN_LEN: usize = DATA_HEADER_LEN + TAG_LEN;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Packet<'a> {
+    /// "Send me the record of the node with key `target`": nothing in it
+    /// depends on the target's nospam.
     Hello {
         nonce: [u8; NONCE_LEN],
-        asker: [u8; 32],
-        hash: [u8; HELLO_HASH_LEN],
+        target: [u8; 32],
     },
     HelloReply {
         nonce: [u8; NONCE_LEN],
@@ -76,8 +76,7 @@ pub fn parse(bytes: &[u8]) -> Option<Packet<'_>> {
     match bytes[0] {
         HELLO if bytes.len() == HELLO_LEN => Some(Packet::Hello {
             nonce: array(&bytes[4..20]),
-            asker: array(&bytes[20..52]),
-            hash: array(&bytes[52..84]),
+            target: array(&bytes[20..52]),
         }),
         HELLO_REPLY if bytes.len() > 4 + NONCE_LEN && bytes.len() <= HELLO_LEN => {
             Some(Packet::HelloReply {
@@ -119,11 +118,10 @@ fn header(kind: u8, capacity: usize) -> Vec<u8> {
     out
 }
 
-pub fn hello(nonce: &[u8; NONCE_LEN], asker: &[u8; 32], hash: &[u8; HELLO_HASH_LEN]) -> Vec<u8> {
+pub fn hello(nonce: &[u8; NONCE_LEN], target: &[u8; 32]) -> Vec<u8> {
     let mut out = header(HELLO, HELLO_LEN);
     out.extend_from_slice(nonce);
-    out.extend_from_slice(asker);
-    out.extend_from_slice(hash);
+    out.extend_from_slice(target);
     out.resize(HELLO_LEN, 0);
     out
 }
@@ -191,14 +189,13 @@ mod tests {
 
     #[test]
     fn hello_round_trip_and_fixed_length() {
-        let bytes = hello(&[1; 16], &[2; 32], &[3; 32]);
+        let bytes = hello(&[1; 16], &[2; 32]);
         assert_eq!(bytes.len(), HELLO_LEN);
         assert_eq!(
             parse(&bytes),
             Some(Packet::Hello {
                 nonce: [1; 16],
-                asker: [2; 32],
-                hash: [3; 32]
+                target: [2; 32],
             })
         );
         assert_eq!(parse(&bytes[..HELLO_LEN - 1]), None);

@@ -61,15 +61,13 @@ impl FriendNet {
                 friend.stats.rtt = Some(now.saturating_duration_since(sent));
             }
         }
-        friend.path.note(from, now, evidence);
         if slot == Slot::Next {
-            // Key confirmation: the initiator used the new keys.
-            if let Some(session) = friend.sessions.next.take() {
-                if let Some(dropped) = friend.sessions.install(session) {
-                    self.indices.remove(&dropped);
-                }
-            }
+            self.confirm(now, key);
         }
+        if let Some(friend) = self.friends.get_mut(&key) {
+            friend.path.note(from, now, evidence);
+        }
+        self.prove_source(key, from);
         self.mark_online(key, from);
         if frame == Some(FRAME_PROBE) {
             if let Route::Direct(addr) = from {

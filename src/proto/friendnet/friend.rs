@@ -8,6 +8,7 @@ use snow::HandshakeState;
 
 use super::path::PathState;
 use crate::id::ToxId;
+use crate::proto::route::Route;
 use crate::proto::session::Session;
 
 /// Who the friend is beyond its key.
@@ -31,6 +32,18 @@ pub struct Sessions {
     pub previous: Option<Session>,
     /// Responder-side session waiting for the initiator's first data packet.
     pub next: Option<Session>,
+    /// What the message 1 behind `next` said. Applied only at key
+    /// confirmation: a replayed message 1 (after we restarted, say) must
+    /// move nothing that outlives the handshake.
+    pub confirming: Option<Confirming>,
+}
+
+pub struct Confirming {
+    /// The path message 1 came by.
+    pub route: Route,
+    pub instance: u64,
+    /// The initiator holds no tunnels with us.
+    pub fresh: bool,
 }
 
 /// Which slot a session index was found in.
@@ -72,6 +85,7 @@ impl Sessions {
 
     /// Empties every slot; returns the indices that were in use.
     pub fn clear(&mut self) -> impl Iterator<Item = u32> {
+        self.confirming = None;
         [self.current.take(), self.previous.take(), self.next.take()]
             .into_iter()
             .flatten()

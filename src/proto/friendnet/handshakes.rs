@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::{debug, info, trace, warn};
 
-use super::friend::{Attempt, Friend};
+use super::friend::{Attempt, Confirming, Friend};
 use super::path::Evidence;
 use super::{FriendNet, NetEvent, OfflineReason, FIRST_RETRY};
 use crate::id::PublicKey;
@@ -16,23 +16,29 @@ use crate::proto::session::Session;
 use crate::proto::wire;
 
 impl FriendNet {
+    /// Anyone may ask for our record: it is public (bootstrap nodes hand
+    /// it out too) and nothing in the question depends on our nospam, so a
+    /// sniffed HELLO gives no way to test a guess of it offline.
     pub(super) fn on_hello(
         &mut self,
+        now: Instant,
         from: Route,
         nonce: [u8; 16],
-        asker: [u8; 32],
-        hash: [u8; 32],
+        target: [u8; 32],
     ) {
-        if !handshake::hello_hash_valid(&self.identity.id(), &nonce, &asker, &hash) {
-            trace!(%from, "dropped hello for another ID");
+        if PublicKey(target) != self.identity.public_key() {
+            trace!(%from, "dropped hello for another node");
             return;
         }
-        if !self.config.accept_requests && !self.is_friend(&PublicKey(asker)) {
-            info!(%from, asker = %PublicKey(asker).short(), "refused hello: not a friend");
+        if !self.hello_limit.allow(now, from.socket_addr().ip()) {
+            self.counters.hellos_limited += 1;
+            if let Some(times) = self.logs.hello_limited.hit(now) {
+                info!(%from, times, "hellos dropped: over the rate limit");
+            }
             return;
         }
-        let record = Record::new(&self.identity, 0, 0, Vec::new()).encode(&self.identity);
-        if let Some(reply) = wire::hello_reply(&nonce, &record) {
+        if let Some(reply) = wire::hello_reply(&nonce, &self.hello_record) {
+            self.counters.hellos_answered += 1;
             self.push(from.transmit(reply));
         }
     }
@@ -68,12 +74,21 @@ impl FriendNet {
         self.start_initiation(now, key);
     }
 
+    /// Message 1. Its identity, nospam and timestamp are checked after one
+    /// Diffie-Hellman; what it says about the path and the initiator's
+    /// instance waits for key confirmation (`on_data`).
     pub(super) fn on_initiation(&mut self, now: Instant, from: Route, sender: u32, noise: &[u8]) {
+        if !self.initiation_allowed(now, from) {
+            return;
+        }
         let seed = self.noise_seed();
+        self.counters.dh += 1;
         let Some(responding) =
             handshake::read_initiation(&self.identity, &self.config.psk, noise, seed)
         else {
-            debug!(%from, "dropped handshake that did not decrypt");
+            if let Some(times) = self.logs.undecryptable.hit(now) {
+                debug!(%from, times, "dropped handshakes that did not decrypt");
+            }
             return;
         };
         let payload = responding.payload;
@@ -84,10 +99,13 @@ impl FriendNet {
                 self.friends.insert(key, Friend::new(now, FIRST_RETRY));
                 self.events.push_back(NetEvent::FriendAdded { friend: key });
             } else {
-                warn!(%from, key = %key, "refused handshake: not a friend");
+                if let Some(times) = self.logs.not_a_friend.hit(now) {
+                    warn!(%from, key = %key, times, "refused handshake: not a friend");
+                }
                 return;
             }
         }
+        let online = self.is_online(&key);
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
@@ -96,20 +114,20 @@ impl FriendNet {
             .last_timestamp
             .is_some_and(|t| payload.timestamp <= t)
         {
-            warn!(%from, friend = %key.short(), "refused handshake: replayed or stale timestamp");
+            if let Some(times) = self.logs.stale_timestamp.hit(now) {
+                warn!(%from, friend = %key.short(), times, "refused handshake: replayed or stale timestamp");
+            }
             return;
         }
         friend.keys.last_timestamp = Some(payload.timestamp);
         friend.keys.noise_key = Some(responding.remote_noise);
-        friend.path.note(from, now, Evidence::Other);
-        self.note_instance(&key, payload.instance);
-        if payload.fresh && self.is_online(&key) {
-            self.go_offline(&key, OfflineReason::ReconnectedFresh);
-        }
+        // An initiator that holds no tunnels makes us drop ours at
+        // confirmation: say so now, as if we held none.
         let info = handshake::ResponderInfo {
             instance: self.instance,
-            fresh: !self.is_online(&key),
+            fresh: payload.fresh || !online,
         };
+        self.counters.dh += 1;
         let Some((transport, message)) = handshake::write_response(responding.state, info) else {
             return;
         };
@@ -121,11 +139,70 @@ impl FriendNet {
         if let Some(old) = friend.sessions.next.replace(session) {
             self.indices.remove(&old.local_index);
         }
+        friend.sessions.confirming = Some(Confirming {
+            route: from,
+            instance: payload.instance,
+            fresh: payload.fresh,
+        });
         let mut packet = wire::response_body(local_index, sender, &message);
         let mac = handshake::mac1(&handshake::mac1_key(&responding.remote_noise), &packet);
         packet.extend_from_slice(&mac);
         debug!(friend = %key.short(), %from, "answered handshake");
         self.push(from.transmit(packet));
+    }
+
+    /// Message 1 from an address no session has proven, or relayed for a
+    /// key that is no friend of ours, may be a stranger guessing our
+    /// nospam: it is held to a rate per source and in total.
+    fn initiation_allowed(&mut self, now: Instant, from: Route) -> bool {
+        let known = match from {
+            Route::Direct(addr) => self.proven.contains_key(&addr),
+            Route::Relay { peer, .. } => self.friends.contains_key(&peer),
+        };
+        if known || self.guess_limit.allow(now, from.socket_addr().ip()) {
+            return true;
+        }
+        self.counters.initiations_limited += 1;
+        if let Some(times) = self.logs.initiation_limited.hit(now) {
+            info!(%from, times, "handshakes dropped: over the rate limit for unproven sources");
+        }
+        false
+    }
+
+    /// Key confirmation: the initiator used the keys of `next`. Only now do
+    /// the path and instance its message 1 named take effect.
+    pub(super) fn confirm(&mut self, now: Instant, key: PublicKey) {
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        let (Some(session), confirming) = (
+            friend.sessions.next.take(),
+            friend.sessions.confirming.take(),
+        ) else {
+            return;
+        };
+        if let Some(confirming) = confirming {
+            let restarted = friend
+                .keys
+                .remote_instance
+                .is_some_and(|i| i != confirming.instance);
+            if restarted {
+                self.go_offline(&key, OfflineReason::Restarted);
+            } else if confirming.fresh && friend.liveness.online {
+                self.go_offline(&key, OfflineReason::ReconnectedFresh);
+            }
+            let Some(friend) = self.friends.get_mut(&key) else {
+                return;
+            };
+            friend.keys.remote_instance = Some(confirming.instance);
+            friend.path.note(confirming.route, now, Evidence::Other);
+        }
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        if let Some(dropped) = friend.sessions.install(session) {
+            self.indices.remove(&dropped);
+        }
     }
 
     pub(super) fn on_response(
@@ -158,6 +235,7 @@ impl FriendNet {
                 return;
             }
         };
+        self.counters.dh += 1;
         let Some((transport, info)) = handshake::finish_initiation(*state, noise) else {
             self.indices.remove(&receiver);
             debug!(%from, friend = %key.short(), "dropped response that did not decrypt");
@@ -179,6 +257,7 @@ impl FriendNet {
         }
         friend.liveness.last_recv = now;
         friend.liveness.unanswered_since = None;
+        self.prove_source(key, from);
         self.mark_online(key, from);
         // Confirms the keys to the responder, which sends nothing until then.
         self.send(now, &key, &[]);
@@ -215,14 +294,14 @@ impl FriendNet {
             return;
         };
         let Some(noise_key) = friend.keys.noise_key else {
-            let Some(id) = friend.keys.id else { return };
+            if friend.keys.id.is_none() {
+                return;
+            }
             let mut nonce = [0u8; 16];
             rand::RngCore::fill_bytes(&mut self.rng, &mut nonce);
-            let asker = self.identity.public_key().0;
-            let hash = handshake::hello_hash(&id, &nonce, &asker);
             friend.connecting.attempt = Some(Attempt::Hello { nonce, sent: now });
             debug!(friend = %key.short(), %addr, "asking for the friend's record");
-            self.push(addr.transmit(wire::hello(&nonce, &asker, &hash)));
+            self.push(addr.transmit(wire::hello(&nonce, &key.0)));
             return;
         };
         let payload = InitPayload {
@@ -234,6 +313,7 @@ impl FriendNet {
             fresh: !friend.liveness.online,
         };
         let seed = self.noise_seed();
+        self.counters.dh += 1;
         let Some((state, message)) =
             handshake::initiate(&self.identity, &noise_key, &self.config.psk, &payload, seed)
         else {

@@ -31,10 +31,13 @@ use discovery::Discovery;
 use super::handshake;
 use super::identity::Identity;
 use super::lan;
+use super::log_limit::LogLimit;
 use super::reason::OfflineReason;
+use super::record::Record;
 use super::rendezvous;
 use super::route::Route;
-use super::snapshot::{BootstrapSnapshot, FriendSnapshot};
+use super::snapshot::{BootstrapSnapshot, Counters, FriendSnapshot};
+use super::source_limit::{Rates, SourceLimit};
 use super::transmit::Transmit;
 use super::wire::{self, Packet};
 use crate::id::{PeerRef, PublicKey};
@@ -46,6 +49,35 @@ use friend::Friend;
 /// and on a path slower than that the doubling soon waits long enough.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// HELLOs answered: the answer is a fixed, public record no larger than the
+/// question, so the limit only keeps us from being a reflector.
+const HELLO_RATES: Rates = Rates {
+    per_source: (4, 8),
+    total: (256, 256),
+    sources: 4096,
+};
+/// Handshake message 1 from an address no session has proven. Each costs a
+/// Diffie-Hellman, and from a stranger it may be a guess at our nospam:
+/// at 64 a second in total, the expected search of the 2^32 nospams (2^31
+/// guesses) takes 388 days. A flood of guesses delays a genuine new friend
+/// (or a friend at a new address) by the time its message 1 waits for a
+/// token: its retries come at 0.25 s, 0.5 s, 1 s, ... so it is through
+/// once a retry finds the total bucket not yet emptied by the flood.
+const GUESS_RATES: Rates = Rates {
+    per_source: (2, 5),
+    total: (64, 64),
+    sources: 4096,
+};
+
+/// One log line per interval for each kind of refusal a stranger can cause.
+#[derive(Default)]
+struct RefusalLogs {
+    hello_limited: LogLimit,
+    initiation_limited: LogLimit,
+    not_a_friend: LogLimit,
+    undecryptable: LogLimit,
+    stale_timestamp: LogLimit,
+}
 
 #[derive(Debug, Clone)]
 pub struct FriendNetConfig {
@@ -104,6 +136,15 @@ pub struct FriendNet {
     scratch: Vec<u8>,
     discovery: Discovery,
     lan_answers: TokenBucket,
+    /// Our record as HELLO_REPLY carries it: signed once, sent to anyone.
+    hello_record: Vec<u8>,
+    hello_limit: SourceLimit,
+    guess_limit: SourceLimit,
+    /// Addresses an authenticated packet came from, to their friend: these
+    /// skip the limit on message 1 (a friend rekeying from where it is).
+    proven: HashMap<SocketAddr, PublicKey>,
+    counters: Counters,
+    logs: RefusalLogs,
 }
 
 impl FriendNet {
@@ -119,6 +160,7 @@ impl FriendNet {
         seed: u64,
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
+        let hello_record = Record::new(&identity, 0, 0, Vec::new()).encode(&identity);
         FriendNet {
             mac1_key: handshake::mac1_key(&identity.noise_public),
             identity,
@@ -138,6 +180,12 @@ impl FriendNet {
                 lan_discovery::ANSWERS_PER_SECOND,
                 now,
             ),
+            hello_record,
+            hello_limit: SourceLimit::new(HELLO_RATES, now),
+            guess_limit: SourceLimit::new(GUESS_RATES, now),
+            proven: HashMap::new(),
+            counters: Counters::default(),
+            logs: RefusalLogs::default(),
         }
     }
 
@@ -253,7 +301,7 @@ impl FriendNet {
     fn on_friend_packet(&mut self, now: Instant, from: Route, bytes: &[u8]) {
         match wire::parse(bytes) {
             None => trace!(%from, len = bytes.len(), "dropped malformed packet"),
-            Some(Packet::Hello { nonce, asker, hash }) => self.on_hello(from, nonce, asker, hash),
+            Some(Packet::Hello { nonce, target }) => self.on_hello(now, from, nonce, target),
             Some(Packet::HelloReply { nonce, record }) => {
                 self.on_hello_reply(now, from, nonce, record)
             }
@@ -382,6 +430,29 @@ impl FriendNet {
                 public_addr: n.public_addr,
             })
             .collect()
+    }
+
+    /// What the friend network has done for strangers, counted.
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
+    }
+
+    /// An authenticated packet came from `route`: a direct source is now
+    /// proven for `key` (and its previous one no longer is).
+    fn prove_source(&mut self, key: PublicKey, route: Route) {
+        let Route::Direct(addr) = route else {
+            return;
+        };
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        if friend.path.proven == Some(addr) {
+            return;
+        }
+        if let Some(old) = friend.path.proven.replace(addr) {
+            self.proven.remove(&old);
+        }
+        self.proven.insert(addr, key);
     }
 
     pub fn online_friends(&self) -> HashSet<PublicKey> {

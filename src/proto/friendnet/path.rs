@@ -35,6 +35,8 @@ pub struct PathState {
     pub addr: Option<SocketAddr>,
     /// The `[peers]` address, kept across outages.
     pub hint: Option<SocketAddr>,
+    /// The last direct source an authenticated packet came from.
+    pub proven: Option<SocketAddr>,
     /// Bootstrap node that relays to this friend.
     pub relay: Option<SocketAddr>,
     /// Last time a probe round trip (or any packet while direct) proved the

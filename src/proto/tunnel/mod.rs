@@ -156,6 +156,7 @@ impl Core {
             id: self.net.identity().id(),
             bootstrap: self.net.bootstrap_snapshots(),
             friends,
+            counters: self.net.counters(),
         }
     }
 
