@@ -19,7 +19,8 @@
 //! - For tests that script a friend: `proto::tunnel::control` (control
 //!   messages), `proto::tunnel::link` (a KCP pipe and its outbox),
 //!   `proto::tunnel::allow`, `proto::tunnel::kcp_settings`.
-//! - For fuzz targets: `proto::wire`, `proto::record`, `proto::handshake`.
+//! - For fuzz targets, and tests that forge packets: `proto::wire`,
+//!   `proto::rendezvous`, `proto::lan`, `proto::record`, `proto::handshake`.
 //! - `proto::friendnet::STREAM_LINK_RETRY`, which tests measure against.
 //!
 //! Everything else is `pub(crate)`.

@@ -69,9 +69,19 @@ impl Host {
     /// A server (allow list given) or a client (None). Its keys come from
     /// its port, everything its core draws from `seed`.
     pub fn with_allow(port: u16, now: Instant, seed: u64, allow: Option<Vec<AllowRule>>) -> Host {
-        let server = allow.is_some();
+        let config = net_config(allow.is_some());
+        Self::with_config(port, now, seed, allow, config)
+    }
+
+    pub fn with_config(
+        port: u16,
+        now: Instant,
+        seed: u64,
+        allow: Option<Vec<AllowRule>>,
+        config: FriendNetConfig,
+    ) -> Host {
         let identity = identity(port.into());
-        let net = FriendNet::new(identity.clone(), net_config(server), now, UNIX_START, seed);
+        let net = FriendNet::new(identity.clone(), config, now, UNIX_START, seed);
         let tunnels = TunnelConfig {
             kcp: KcpSettings::default(),
             open_timeout: Duration::from_secs(15),

@@ -203,8 +203,9 @@ impl FriendNet {
                 friend.path.relay = Some(from);
                 // Only a new address restarts probing: the friend repeats its
                 // request while it probes, and each repeat must not reset ours.
-                if friend.path.direct_confirmed.is_none() && friend.path.addr != Some(observed) {
-                    friend.path.addr = Some(observed);
+                // The notice is unauthenticated: the address is probed beside
+                // any we trust, never instead.
+                if friend.path.direct_confirmed.is_none() && friend.path.suggest(observed) {
                     friend.path.restart_probing(now);
                 }
             }
@@ -223,12 +224,14 @@ impl FriendNet {
         let Some(node) = self.discovery.node_mut(from) else {
             return;
         };
-        if let Some((sent_nonce, sent)) = node.pending {
-            if sent_nonce == nonce {
-                node.rtt = Some(now.saturating_duration_since(sent));
-                node.pending = None;
-            }
-        }
+        // Only an answer to the announcement in flight counts: anyone can
+        // send a packet from the bootstrap node's address.
+        let Some((_, sent)) = node.pending.filter(|(n, _)| *n == nonce) else {
+            trace!(bootstrap = %from, "dropped an announce ack we did not ask for");
+            return;
+        };
+        node.rtt = Some(now.saturating_duration_since(sent));
+        node.pending = None;
         node.last_ack = Some(now);
         node.unanswered = 0;
         node.next_announce = now + keepalive;
@@ -264,7 +267,7 @@ impl FriendNet {
         friend.keys.noise_key = Some(record.noise_key);
         friend.path.relay = Some(via);
         if friend.path.direct_confirmed.is_none() {
-            friend.path.addr = Some(observed);
+            friend.path.suggest(observed);
         }
         friend.connecting.attempt = None;
         info!(friend = %key.short(), public = %observed, bootstrap = %via, "found friend");

@@ -98,10 +98,12 @@ pub enum Attempt {
     Hello { nonce: [u8; 16], sent: Instant },
     /// Asked a bootstrap node where the friend is.
     Lookup { sent: Instant },
-    /// Sent handshake message 1 under `local_index`.
+    /// Sent handshake message 1 under `local_index`. The state is None
+    /// once a response that did not decrypt spent it; the attempt then
+    /// waits for its retry.
     Initiation {
         local_index: u32,
-        state: Box<HandshakeState>,
+        state: Option<Box<HandshakeState>>,
         sent: Instant,
     },
 }

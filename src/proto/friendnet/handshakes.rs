@@ -13,6 +13,7 @@ use crate::proto::handshake::{self, InitPayload};
 use crate::proto::record::Record;
 use crate::proto::route::Route;
 use crate::proto::session::Session;
+use crate::proto::transmit::Transmit;
 use crate::proto::wire;
 
 impl FriendNet {
@@ -70,6 +71,11 @@ impl FriendNet {
         };
         friend.keys.noise_key = Some(record.noise_key);
         friend.connecting.attempt = None;
+        // The answer to our nonce came from the address we trust: the
+        // friend is there, and addresses only rumoured need no more tries.
+        if friend.path.addr_trusted && friend.path.addr.map(Route::Direct) == Some(from) {
+            friend.path.candidates.clear();
+        }
         debug!(friend = %key.short(), %from, "learned noise key; starting handshake");
         self.start_initiation(now, key);
     }
@@ -220,27 +226,33 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
-        let state = match friend.connecting.attempt.take() {
+        let (state, sent) = match &mut friend.connecting.attempt {
             Some(Attempt::Initiation {
                 local_index,
                 state,
                 sent,
-            }) if local_index == receiver => {
-                friend.stats.rtt = Some(now.saturating_duration_since(sent));
-                state
-            }
-            other => {
-                friend.connecting.attempt = other;
+            }) if *local_index == receiver => (state.take(), *sent),
+            _ => {
                 trace!(%from, "dropped response for a finished handshake");
                 return;
             }
         };
+        let Some(state) = state else {
+            trace!(%from, "dropped response for a spent handshake");
+            return;
+        };
         self.counters.dh += 1;
+        // A response that does not decrypt spends the state (snow keeps
+        // none after an error) but not the attempt: anyone who saw our
+        // index can send one, and the retry timer must still fire.
         let Some((transport, info)) = handshake::finish_initiation(*state, noise) else {
-            self.indices.remove(&receiver);
             debug!(%from, friend = %key.short(), "dropped response that did not decrypt");
             return;
         };
+        if let Some(friend) = self.friends.get_mut(&key) {
+            friend.connecting.attempt = None;
+            friend.stats.rtt = Some(now.saturating_duration_since(sent));
+        }
         self.note_instance(&key, info.instance);
         if info.fresh && self.is_online(&key) {
             self.go_offline(&key, OfflineReason::LostTunnels);
@@ -301,7 +313,7 @@ impl FriendNet {
             rand::RngCore::fill_bytes(&mut self.rng, &mut nonce);
             friend.connecting.attempt = Some(Attempt::Hello { nonce, sent: now });
             debug!(friend = %key.short(), %addr, "asking for the friend's record");
-            self.push(addr.transmit(wire::hello(&nonce, &key.0)));
+            self.send_handshake(key, addr, wire::hello(&nonce, &key.0));
             return;
         };
         let payload = InitPayload {
@@ -328,11 +340,27 @@ impl FriendNet {
         };
         friend.connecting.attempt = Some(Attempt::Initiation {
             local_index,
-            state: Box::new(state),
+            state: Some(Box::new(state)),
             sent: now,
         });
         debug!(friend = %key.short(), %addr, "sent handshake");
-        self.push(addr.transmit(packet));
+        self.send_handshake(key, addr, packet);
+    }
+
+    /// Sends a HELLO or message 1 by `route`, and a copy to each address
+    /// only unauthenticated word points at: whichever answers proves it.
+    fn send_handshake(&mut self, key: PublicKey, route: Route, packet: Vec<u8>) {
+        let candidates = self
+            .friends
+            .get(&key)
+            .map(|f| f.path.candidates.clone())
+            .unwrap_or_default();
+        for candidate in candidates {
+            if Route::Direct(candidate) != route {
+                self.push(Transmit::to(candidate, packet.clone()));
+            }
+        }
+        self.push(route.transmit(packet));
     }
 
     fn new_index(&mut self, key: PublicKey) -> u32 {

@@ -39,7 +39,7 @@ impl FriendNet {
     }
 
     /// A friend we dial answered our LAN query: handshake with it there.
-    /// The answer is unauthenticated, so it only says where to try.
+    /// The answer is unauthenticated, so it only says where else to try.
     pub(super) fn on_lan_here(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         if !self.config.lan_discovery {
             return;
@@ -50,11 +50,10 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
-        if friend.liveness.online || !friend.connecting.dial || friend.path.addr == Some(from) {
+        if friend.liveness.online || !friend.connecting.dial || !friend.path.suggest(from) {
             return;
         }
         info!(friend = %key.short(), addr = %from, "found friend on the LAN");
-        friend.path.addr = Some(from);
         self.start_initiation(now, key);
     }
 

@@ -209,11 +209,11 @@ impl FriendNet {
         if let Some(id) = peer.id() {
             friend.keys.id = Some(id);
         }
-        if hint.is_some() {
-            friend.path.hint = hint;
-        }
-        if friend.path.addr.is_none() {
-            friend.path.addr = hint;
+        if let Some(addr) = hint {
+            friend.path.configured = Some(addr);
+            if !friend.path.addr_trusted {
+                friend.path.trust(addr);
+            }
         }
         let connecting = &mut friend.connecting;
         connecting.dial |= dial;
@@ -368,7 +368,7 @@ impl FriendNet {
         }
         // What a bootstrap node told us may be stale now; ask again.
         if !self.discovery.nodes.is_empty() {
-            friend.path.addr = friend.path.hint;
+            friend.path.reset_to_configured();
             friend.path.relay = None;
         }
         if live.online {

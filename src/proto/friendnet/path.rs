@@ -22,6 +22,9 @@ pub(super) const QUICK_PROBES: u32 = 20;
 /// never meet (measured; doc/nat.md).
 const LOW_TTL: u32 = 2;
 
+/// Unauthenticated addresses tried beside the friend's address, at most.
+const MAX_CANDIDATES: usize = 4;
+
 /// Frames that the friend network handles itself (KCP output is frame 1).
 pub(super) const FRAME_PROBE: u8 = 2;
 pub(super) const FRAME_PROBE_ACK: u8 = 3;
@@ -30,11 +33,18 @@ pub(super) const FRAME_PUNCH_READY: u8 = 4;
 
 #[derive(Default)]
 pub struct PathState {
-    /// Direct address: last authenticated direct source, else what a
-    /// bootstrap node saw, else the configured hint.
+    /// Direct address: last authenticated direct source, else the
+    /// `[peers]` address, else the latest unauthenticated word.
     pub addr: Option<SocketAddr>,
+    /// `addr` came from an authenticated packet or the config: no
+    /// unauthenticated word replaces it.
+    pub addr_trusted: bool,
+    /// Unauthenticated word of where the friend may be (a LAN answer, a
+    /// bootstrap node's notice): handshakes and probes go there too,
+    /// beside `addr`, until an authenticated packet settles it.
+    pub candidates: Vec<SocketAddr>,
     /// The `[peers]` address, kept across outages.
-    pub hint: Option<SocketAddr>,
+    pub configured: Option<SocketAddr>,
     /// The last direct source an authenticated packet came from.
     pub proven: Option<SocketAddr>,
     /// Bootstrap node that relays to this friend.
@@ -72,7 +82,7 @@ impl PathState {
     pub(super) fn note(&mut self, route: Route, now: Instant, evidence: Evidence) {
         match route {
             Route::Direct(addr) => {
-                self.addr = Some(addr);
+                self.trust(addr);
                 let confirms = match evidence {
                     Evidence::ProbeAck => true,
                     Evidence::Probe => false,
@@ -90,6 +100,42 @@ impl PathState {
             }
             Route::Relay { via, .. } => self.relay = Some(via),
         }
+    }
+
+    /// The friend is at `addr`, on the word of an authenticated packet or
+    /// the config.
+    pub(super) fn trust(&mut self, addr: SocketAddr) {
+        self.addr = Some(addr);
+        self.addr_trusted = true;
+        self.candidates.clear();
+    }
+
+    /// Back to what the config says, forgetting everything learnt.
+    pub(super) fn reset_to_configured(&mut self) {
+        self.addr = self.configured;
+        self.addr_trusted = self.configured.is_some();
+        self.candidates.clear();
+    }
+
+    /// Unauthenticated word that the friend is at `addr`: it replaces only
+    /// an address that was itself unauthenticated, and is otherwise tried
+    /// beside it. False if nothing new was learnt.
+    pub(super) fn suggest(&mut self, addr: SocketAddr) -> bool {
+        if self.addr == Some(addr) || self.candidates.contains(&addr) {
+            return false;
+        }
+        let tried_beside = if self.addr_trusted {
+            Some(addr)
+        } else {
+            self.addr.replace(addr)
+        };
+        if let Some(beside) = tried_beside {
+            if self.candidates.len() == MAX_CANDIDATES {
+                self.candidates.remove(0);
+            }
+            self.candidates.push(beside);
+        }
+        true
     }
 
     /// Starts a new round of probes at once.
@@ -175,7 +221,11 @@ impl FriendNet {
         // round of silence from the friend we stop waiting for its word.
         let low = path.probes == 1 || (!path.peer_ready && path.probes < QUICK_PROBES);
         let relay = path.relay;
+        let candidates = path.candidates.clone();
         let ttl = low.then_some(LOW_TTL);
+        for candidate in candidates {
+            self.send_on(now, &key, Route::Direct(candidate), &[FRAME_PROBE], ttl);
+        }
         if self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE], ttl) && low {
             if let Some(via) = relay {
                 let route = Route::Relay { via, peer: key };
