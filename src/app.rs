@@ -78,11 +78,14 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
     let listener = std::net::TcpListener::bind(local)
         .map_err(|e| format!("cannot listen on TCP {local}: {e}"))?;
     info!(udp = %local, tcp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
-    let core = crate::bootstrap::Bootstrap::new(crate::bootstrap::BootstrapConfig {
+    let config = crate::bootstrap::BootstrapConfig {
         relay_rate: settings.bootstrap.relay_rate,
         relay_burst: settings.bootstrap.relay_burst,
         entry_ttl: settings.node.keepalive * 4,
-    });
+        max_nodes: settings.bootstrap.max_nodes,
+        seed: rand::random(),
+    };
+    let core = crate::bootstrap::Bootstrap::new(config, Instant::now());
     let idle = settings.node.keepalive * 4;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

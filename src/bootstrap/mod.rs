@@ -1,26 +1,46 @@
 //! The bootstrap node as a pure state machine: it learns where nodes are
-//! (from their signed announcements and the address they came from), answers
-//! lookups, passes connect requests so both sides punch at once, and relays
-//! ciphertext between registered nodes within a per-node byte rate.
+//! (from their signed announcements and an address each proved by signing
+//! a cookie sent there), answers lookups, passes connect requests so both
+//! sides punch at once, and relays friend packets between proven addresses
+//! within a per-node byte rate.
 
+mod announce;
+mod cookie;
 pub(crate) mod driver;
+mod table;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use tracing::{debug, info};
 
 use crate::id::PublicKey;
-use crate::proto::record::Record;
-use crate::proto::rendezvous::{self, Rendezvous, ADDR_LEN, LOOKUP_LEN};
-use crate::proto::Transmit;
-use crate::token_bucket::TokenBucket;
+use crate::proto::log_limit::LogLimit;
+use crate::proto::rendezvous::{self, Rendezvous};
+use crate::proto::source_limit::{Rates, SourceLimit};
+use crate::proto::{wire, Transmit};
+use cookie::Cookies;
+use table::Table;
 
 /// A node held to its relay limit is logged this often at most.
 const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
-/// Records larger than this would not fit a lookup reply.
-const MAX_RECORD: usize = LOOKUP_LEN - 4 - 8 - ADDR_LEN;
+/// Signature checks (an announcement's record, an address proof) a source
+/// may make us do: the expensive part of the work a stranger can cause.
+const VERIFY_RATES: Rates = Rates {
+    per_source: (4, 8),
+    total: (2000, 2000),
+    sources: 65_536,
+};
+/// Challenges sent: each is an answer to a source that proved nothing yet,
+/// smaller than what it answers, held to a rate so we reflect little.
+const CHALLENGE_RATES: Rates = Rates {
+    per_source: (4, 8),
+    total: (20_000, 20_000),
+    sources: 65_536,
+};
 
 #[derive(Debug, Clone)]
 pub struct BootstrapConfig {
@@ -30,6 +50,10 @@ pub struct BootstrapConfig {
     pub relay_burst: u64,
     /// A node that has not announced for this long is forgotten.
     pub entry_ttl: Duration,
+    /// Nodes registered at once; at the cap the least recently seen goes.
+    pub max_nodes: usize,
+    /// Seeds the cookie secrets: the same seed and inputs, the same output.
+    pub seed: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -38,35 +62,48 @@ pub struct BootstrapStats {
     pub relayed_packets: u64,
     pub relayed_bytes: u64,
     pub limited_packets: u64,
+    /// Signatures checked (records, address proofs).
+    pub verifications: u64,
+    pub challenges: u64,
+    /// Announcements dropped before any check by the per-source limits.
+    pub announces_limited: u64,
+    /// Entries evicted at the cap.
+    pub evicted: u64,
 }
 
-struct Entry {
-    addr: SocketAddr,
-    record: Vec<u8>,
-    sequence: u64,
-    last_seen: Instant,
-    bucket: TokenBucket,
-    /// Packets over the limit since we last said so in the log.
-    limited: u64,
-    last_limit_log: Option<Instant>,
+/// One log line per interval for each kind of refusal.
+#[derive(Default)]
+struct RefusalLogs {
+    announce_limited: LogLimit,
+    bad_proof: LogLimit,
+    evicted: LogLimit,
 }
 
 pub struct Bootstrap {
     config: BootstrapConfig,
-    nodes: HashMap<PublicKey, Entry>,
-    by_addr: HashMap<SocketAddr, PublicKey>,
+    nodes: Table,
     transmits: VecDeque<Transmit>,
     stats: BootstrapStats,
+    rng: StdRng,
+    cookies: Cookies,
+    verify_limit: SourceLimit,
+    challenge_limit: SourceLimit,
+    logs: RefusalLogs,
 }
 
 impl Bootstrap {
-    pub fn new(config: BootstrapConfig) -> Self {
+    pub fn new(config: BootstrapConfig, now: Instant) -> Self {
+        let mut rng = StdRng::seed_from_u64(config.seed);
         Bootstrap {
+            nodes: Table::new(config.max_nodes),
+            cookies: Cookies::new(&mut rng, now),
+            rng,
             config,
-            nodes: HashMap::new(),
-            by_addr: HashMap::new(),
             transmits: VecDeque::new(),
             stats: BootstrapStats::default(),
+            verify_limit: SourceLimit::new(VERIFY_RATES, now),
+            challenge_limit: SourceLimit::new(CHALLENGE_RATES, now),
+            logs: RefusalLogs::default(),
         }
     }
 
@@ -87,36 +124,33 @@ impl Bootstrap {
     /// When `handle_timeout` must next be called (an entry expires); None:
     /// only input wakes it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.nodes
-            .values()
-            .map(|e| e.last_seen + self.config.entry_ttl)
-            .min()
+        self.nodes.oldest().map(|at| at + self.config.entry_ttl)
     }
 
     /// Call when the time `poll_timeout` named has come.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ttl = self.config.entry_ttl;
-        let expired: Vec<PublicKey> = self
-            .nodes
-            .iter()
-            .filter(|(_, e)| now >= e.last_seen + ttl)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in expired {
-            if let Some(entry) = self.nodes.remove(&key) {
-                self.by_addr.remove(&entry.addr);
-                debug!(node = %key.short(), "forgot node: no announcement");
-            }
+        let Some(cutoff) = now.checked_sub(self.config.entry_ttl) else {
+            return;
+        };
+        while let Some(key) = self.nodes.pop_seen_by(cutoff) {
+            debug!(node = %key.short(), "forgot node: no announcement");
         }
     }
 
     /// Call for every datagram that arrives, over UDP or a stream link.
-    /// `unix_now` (seconds) checks record expiry; the core reads no clock.
+    /// `unix_now` (seconds) bounds how far off a record's expiry may be;
+    /// the core reads no clock.
     pub fn handle_datagram(&mut self, now: Instant, unix_now: u64, from: SocketAddr, bytes: &[u8]) {
         match rendezvous::parse(bytes) {
             Some(Rendezvous::Announce { nonce, record }) => {
                 self.on_announce(now, unix_now, from, nonce, record)
             }
+            Some(Rendezvous::ProvenAnnounce {
+                nonce,
+                cookie,
+                signature,
+                record,
+            }) => self.on_proven_announce(now, unix_now, from, nonce, cookie, signature, record),
             Some(Rendezvous::Lookup { nonce, key }) => {
                 let reply = match self.nodes.get(&key) {
                     Some(entry) => {
@@ -142,70 +176,16 @@ impl Bootstrap {
         }
     }
 
-    fn on_announce(
-        &mut self,
-        now: Instant,
-        unix_now: u64,
-        from: SocketAddr,
-        nonce: [u8; 8],
-        bytes: &[u8],
-    ) {
-        if bytes.len() > MAX_RECORD {
-            return;
-        }
-        let Some(record) = Record::decode(bytes) else {
-            return;
-        };
-        if record.expiry <= unix_now {
-            return;
-        }
-        let key = record.identity;
-        if let Some(entry) = self.nodes.get_mut(&key) {
-            if record.sequence < entry.sequence {
-                return;
-            }
-            if entry.addr != from {
-                self.by_addr.remove(&entry.addr);
-                info!(node = %key.short(), %from, "node moved");
-            }
-            entry.addr = from;
-            entry.record = bytes.to_vec();
-            entry.sequence = record.sequence;
-            entry.last_seen = now;
-        } else {
-            info!(node = %key, %from, "node announced");
-            let bucket = TokenBucket::new(self.config.relay_rate, self.config.relay_burst, now);
-            self.nodes.insert(
-                key,
-                Entry {
-                    addr: from,
-                    record: bytes.to_vec(),
-                    sequence: record.sequence,
-                    last_seen: now,
-                    bucket,
-                    limited: 0,
-                    last_limit_log: None,
-                },
-            );
-        }
-        if let Some(old) = self.by_addr.insert(from, key) {
-            if old != key {
-                self.nodes.remove(&old);
-            }
-        }
-        let request_len = 4 + 8 + bytes.len();
-        self.reply(from, rendezvous::announce_ack(&nonce, &from), request_len);
-    }
-
     /// The sender of a CONNECT or RELAY must be a node registered at the
-    /// address the packet came from: a spoofed source gets nothing sent on.
+    /// address the packet came from, an address it proved: a spoofed
+    /// source gets nothing sent on.
     fn registered_sender(
         &mut self,
         now: Instant,
         from: SocketAddr,
         cost: u64,
     ) -> Option<PublicKey> {
-        let key = *self.by_addr.get(&from)?;
+        let key = self.nodes.at(&from)?;
         let entry = self.nodes.get_mut(&key)?;
         if entry.bucket.take(now, cost) {
             return Some(key);
@@ -235,14 +215,19 @@ impl Bootstrap {
         self.transmits.push_back(Transmit::to(entry.addr, payload));
     }
 
+    /// Relays only what a friend session is made of (HELLO, the handshake,
+    /// DATA), well formed, between proven addresses: nothing else can be
+    /// bounced off us at a third party.
     fn on_relay(&mut self, now: Instant, from: SocketAddr, target: PublicKey, inner: &[u8]) {
-        if !self.nodes.contains_key(&target) {
+        if self.nodes.get(&target).is_none() || wire::parse(inner).is_none() {
             return;
         }
         let Some(sender) = self.registered_sender(now, from, inner.len() as u64) else {
             return;
         };
-        let dst = self.nodes[&target].addr;
+        let Some(dst) = self.nodes.get(&target).map(|e| e.addr) else {
+            return;
+        };
         self.stats.relayed_packets += 1;
         self.stats.relayed_bytes += inner.len() as u64;
         let payload = rendezvous::relay(rendezvous::RELAYED, &sender, inner);

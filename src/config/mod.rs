@@ -42,6 +42,8 @@ pub struct BootstrapSettings {
     /// Relayed bytes a second each node may send through us.
     pub relay_rate: u64,
     pub relay_burst: u64,
+    /// Nodes registered at once (about 500 bytes each).
+    pub max_nodes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +113,7 @@ impl Settings {
             bootstrap: BootstrapSettings {
                 relay_rate: 8 * 1024 * 1024,
                 relay_burst: 1024 * 1024,
+                max_nodes: 100_000,
             },
             warnings: Vec::new(),
         }
@@ -284,6 +287,7 @@ impl Settings {
         match key {
             "relay_rate" => self.bootstrap.relay_rate = number()?,
             "relay_burst" => self.bootstrap.relay_burst = number()?,
+            "max_nodes" => self.bootstrap.max_nodes = number()? as usize,
             _ => return Ok(false),
         }
         Ok(true)

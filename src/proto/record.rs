@@ -71,6 +71,15 @@ impl Record {
         out
     }
 
+    /// The identity key a record names, read without checking anything:
+    /// for deciding what to do with it before any signature is verified.
+    pub fn claimed_identity(bytes: &[u8]) -> Option<PublicKey> {
+        if bytes.len() < FIXED_LEN + SIGNATURE_LEN || bytes[0] != VERSION {
+            return None;
+        }
+        Some(PublicKey(bytes[1..33].try_into().ok()?))
+    }
+
     /// Parses and verifies signature and certificate; None if anything is off.
     pub fn decode(bytes: &[u8]) -> Option<Record> {
         if bytes.len() < FIXED_LEN + SIGNATURE_LEN || bytes[0] != VERSION {

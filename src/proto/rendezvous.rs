@@ -13,6 +13,19 @@ pub const CONNECT: u8 = 10;
 pub const CONNECT_NOTIFY: u8 = 11;
 pub const RELAY: u8 = 12;
 pub const RELAYED: u8 = 13;
+/// Types 14 and 15 are LAN discovery's.
+pub const CHALLENGE: u8 = 16;
+pub const PROVEN_ANNOUNCE: u8 = 17;
+
+/// Whether a packet of this type is one of these.
+pub fn is_rendezvous(kind: u8) -> bool {
+    (ANNOUNCE..=RELAYED).contains(&kind) || kind == CHALLENGE || kind == PROVEN_ANNOUNCE
+}
+
+/// A cookie a bootstrap node binds to an address and a key.
+pub const COOKIE_LEN: usize = 16;
+/// What an address proof signs: the domain, then the cookie.
+pub const PROOF_DOMAIN: &[u8] = b"toxtun address proof v1";
 
 pub const ADDR_LEN: usize = 19;
 /// A lookup is padded to this so the reply (a record) is never larger.
@@ -24,6 +37,18 @@ const HEADER: usize = 4;
 pub enum Rendezvous<'a> {
     Announce {
         nonce: [u8; 8],
+        record: &'a [u8],
+    },
+    /// "Prove you receive at the address this came from": sign the cookie.
+    Challenge {
+        nonce: [u8; 8],
+        cookie: [u8; COOKIE_LEN],
+    },
+    /// An announcement with the signed cookie: the address is proven.
+    ProvenAnnounce {
+        nonce: [u8; 8],
+        cookie: [u8; COOKIE_LEN],
+        signature: [u8; 64],
         record: &'a [u8],
     },
     AnnounceAck {
@@ -101,6 +126,16 @@ pub fn parse(bytes: &[u8]) -> Option<Rendezvous<'_>> {
             nonce: nonce(bytes)?,
             record: &body[8..],
         }),
+        CHALLENGE if body.len() == 8 + COOKIE_LEN => Some(Rendezvous::Challenge {
+            nonce: nonce(bytes)?,
+            cookie: body[8..].try_into().ok()?,
+        }),
+        PROVEN_ANNOUNCE if body.len() > 8 + COOKIE_LEN + 64 => Some(Rendezvous::ProvenAnnounce {
+            nonce: nonce(bytes)?,
+            cookie: body[8..8 + COOKIE_LEN].try_into().ok()?,
+            signature: body[8 + COOKIE_LEN..8 + COOKIE_LEN + 64].try_into().ok()?,
+            record: &body[8 + COOKIE_LEN + 64..],
+        }),
         ANNOUNCE_ACK if body.len() == 8 + ADDR_LEN => Some(Rendezvous::AnnounceAck {
             nonce: nonce(bytes)?,
             observed: decode_addr(&body[8..])?,
@@ -146,6 +181,27 @@ fn header(kind: u8, capacity: usize) -> Vec<u8> {
 pub fn announce(nonce: &[u8; 8], record: &[u8]) -> Vec<u8> {
     let mut out = header(ANNOUNCE, HEADER + 8 + record.len());
     out.extend_from_slice(nonce);
+    out.extend_from_slice(record);
+    out
+}
+
+pub fn challenge(nonce: &[u8; 8], cookie: &[u8; COOKIE_LEN]) -> Vec<u8> {
+    let mut out = header(CHALLENGE, HEADER + 8 + COOKIE_LEN);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(cookie);
+    out
+}
+
+pub fn proven_announce(
+    nonce: &[u8; 8],
+    cookie: &[u8; COOKIE_LEN],
+    signature: &[u8; 64],
+    record: &[u8],
+) -> Vec<u8> {
+    let mut out = header(PROVEN_ANNOUNCE, HEADER + 8 + COOKIE_LEN + 64 + record.len());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(cookie);
+    out.extend_from_slice(signature);
     out.extend_from_slice(record);
     out
 }
@@ -215,6 +271,27 @@ mod tests {
             })
         );
         assert_eq!(
+            parse(&challenge(&[3; 8], &[4; COOKIE_LEN])),
+            Some(Rendezvous::Challenge {
+                nonce: [3; 8],
+                cookie: [4; COOKIE_LEN]
+            })
+        );
+        assert_eq!(
+            parse(&proven_announce(
+                &[3; 8],
+                &[4; COOKIE_LEN],
+                &[5; 64],
+                b"rec"
+            )),
+            Some(Rendezvous::ProvenAnnounce {
+                nonce: [3; 8],
+                cookie: [4; COOKIE_LEN],
+                signature: [5; 64],
+                record: b"rec"
+            })
+        );
+        assert_eq!(
             parse(&announce_ack(&[3; 8], &v6)),
             Some(Rendezvous::AnnounceAck {
                 nonce: [3; 8],
@@ -277,6 +354,7 @@ mod tests {
         let a = PublicKey([1; 32]);
         let v4: SocketAddr = "203.0.113.5:4000".parse().unwrap();
         for packet in [
+            challenge(&[1; 8], &[2; COOKIE_LEN]),
             announce_ack(&[1; 8], &v4),
             lookup(&[1; 8], &a),
             connect(&a, &a),

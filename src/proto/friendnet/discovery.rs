@@ -192,6 +192,9 @@ impl FriendNet {
             Some(Rendezvous::AnnounceAck { nonce, observed }) => {
                 self.on_announce_ack(now, from, nonce, observed)
             }
+            Some(Rendezvous::Challenge { nonce, cookie }) => {
+                self.on_challenge(now, from, nonce, cookie)
+            }
             Some(Rendezvous::LookupReply { nonce, found }) => {
                 self.on_lookup_reply(now, from, nonce, found)
             }
@@ -278,16 +281,49 @@ impl FriendNet {
         self.start_initiation(now, key);
     }
 
-    fn announce(&mut self, now: Instant) {
+    /// The bootstrap node asks us to prove we receive at the address our
+    /// announcement came from: sign its cookie, with the announcement.
+    fn on_challenge(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: [u8; 8],
+        cookie: [u8; rendezvous::COOKIE_LEN],
+    ) {
+        let asked = self
+            .discovery
+            .node_mut(from)
+            .is_some_and(|node| node.pending.is_some_and(|(n, _)| n == nonce));
+        if !asked {
+            trace!(bootstrap = %from, "dropped a challenge we did not ask for");
+            return;
+        }
+        let signature = self
+            .identity
+            .sign(&[rendezvous::PROOF_DOMAIN, &cookie].concat());
+        let record = self.own_record(now);
+        self.push(Transmit::to(
+            from,
+            rendezvous::proven_announce(&nonce, &cookie, &signature, &record),
+        ));
+    }
+
+    /// Our record as we announce it: the sequence is our clock in
+    /// milliseconds, so it rises from one announcement to the next.
+    fn own_record(&self, now: Instant) -> Vec<u8> {
         let unix = self.unix_time(now);
-        let keepalive = self.config.keepalive;
-        let record = Record::new(
+        Record::new(
             &self.identity,
             unix.as_millis() as u64,
             (unix + RECORD_LIFETIME).as_secs(),
             Vec::new(),
         )
-        .encode(&self.identity);
+        .encode(&self.identity)
+    }
+
+    fn announce(&mut self, now: Instant) {
+        let keepalive = self.config.keepalive;
+        let record = self.own_record(now);
         for node in self
             .discovery
             .nodes

@@ -289,7 +289,7 @@ impl FriendNet {
     /// stream link), with the address it came from.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let kind = bytes.first().copied().unwrap_or(0);
-        if (rendezvous::ANNOUNCE..=rendezvous::RELAYED).contains(&kind) {
+        if rendezvous::is_rendezvous(kind) {
             self.on_rendezvous(now, from, bytes);
         } else if kind == lan::HERE {
             self.on_lan_here(now, from, bytes);
