@@ -97,6 +97,17 @@ impl Node {
 
     /// Like `start`, inside network namespace `ns` when given.
     pub fn start_in(ns: Option<&str>, name: &str, config: &Path, mode: &str) -> Node {
+        Self::start_with(ns, &[], name, config, mode)
+    }
+
+    /// Like `start_in`, with environment variables set for the binary.
+    pub fn start_with(
+        ns: Option<&str>,
+        env: &[(&str, &str)],
+        name: &str,
+        config: &Path,
+        mode: &str,
+    ) -> Node {
         let mut command = match ns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -106,6 +117,7 @@ impl Node {
             None => Command::new(binary()),
         };
         let mut child = command
+            .envs(env.iter().copied())
             .args(["-v", "-config"])
             .arg(config)
             .arg(mode)
