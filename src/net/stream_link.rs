@@ -7,14 +7,24 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::proto::log_limit::LogLimit;
+
 /// Frames queued towards one peer before further ones are dropped.
 const SEND_QUEUE: usize = 1024;
+/// Bytes queued towards one peer (and in its writer's hands) before
+/// further frames are dropped: a peer that never reads holds this much of
+/// our memory at most.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
 const INCOMING_QUEUE: usize = 1024;
 /// Frames written with one system call at most.
 const WRITE_BATCH: usize = 64;
@@ -28,6 +38,8 @@ pub enum Incoming {
 struct Link {
     sender: mpsc::Sender<Vec<u8>>,
     generation: u64,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The TCP links of one event loop, keyed by the peer's address. Frames
@@ -39,6 +51,7 @@ pub struct Links {
     next_generation: u64,
     /// A link that brings nothing for this long is closed.
     idle: Option<Duration>,
+    dropped: LogLimit,
 }
 
 impl Links {
@@ -50,6 +63,7 @@ impl Links {
             incoming,
             next_generation: 1,
             idle,
+            dropped: LogLimit::default(),
         }
     }
 
@@ -64,6 +78,7 @@ impl Links {
         let generation = self.next_generation;
         self.next_generation += 1;
         let (sender, queue) = mpsc::channel(SEND_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let (read, write) = stream.into_split();
         tokio::spawn(read_frames(
             peer,
@@ -77,9 +92,17 @@ impl Links {
             generation,
             write,
             queue,
+            queued.clone(),
             self.incoming_tx.clone(),
         ));
-        self.links.insert(peer, Link { sender, generation });
+        self.links.insert(
+            peer,
+            Link {
+                sender,
+                generation,
+                queued,
+            },
+        );
     }
 
     /// Forgets the link if it is still the one numbered `generation`.
@@ -94,13 +117,20 @@ impl Links {
         current
     }
 
-    /// Sends over the peer's link if it has one; false if it has none.
-    pub fn send(&self, peer: &SocketAddr, payload: &[u8]) -> bool {
+    /// Sends over the peer's link if it has one; false if it has none. A
+    /// frame that does not fit the link's queue is dropped, as a datagram
+    /// would be.
+    pub fn send(&mut self, peer: &SocketAddr, payload: &[u8]) -> bool {
         let Some(link) = self.links.get(peer) else {
             return false;
         };
-        if payload.len() <= u16::MAX as usize && link.sender.try_send(payload.to_vec()).is_err() {
-            debug!(%peer, "TCP link queue full: frame dropped");
+        let fits = payload.len() <= u16::MAX as usize
+            && link.queued.load(Ordering::Acquire) + payload.len() <= MAX_QUEUED_BYTES
+            && link.sender.try_send(payload.to_vec()).is_ok();
+        if fits {
+            link.queued.fetch_add(payload.len(), Ordering::AcqRel);
+        } else if let Some(times) = self.dropped.hit(Instant::now()) {
+            debug!(%peer, times, "TCP link queue full: frames dropped");
         }
         true
     }
@@ -154,19 +184,26 @@ async fn write_frames(
     generation: u64,
     mut write: OwnedWriteHalf,
     mut queue: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
     incoming: mpsc::Sender<Incoming>,
 ) {
     let mut buf = Vec::new();
     while let Some(first) = queue.recv().await {
         buf.clear();
+        let mut taken = first.len();
         push_frame(&mut buf, &first);
         for _ in 1..WRITE_BATCH {
             match queue.try_recv() {
-                Ok(frame) => push_frame(&mut buf, &frame),
+                Ok(frame) => {
+                    taken += frame.len();
+                    push_frame(&mut buf, &frame);
+                }
                 Err(_) => break,
             }
         }
-        if let Err(e) = write.write_all(&buf).await {
+        let written = write.write_all(&buf).await;
+        queued.fetch_sub(taken, Ordering::AcqRel);
+        if let Err(e) = written {
             let _ = incoming
                 .send(Incoming::Closed(peer, generation, e.to_string()))
                 .await;
@@ -220,5 +257,23 @@ mod tests {
             }
             Incoming::Frame(..) => panic!("frame after close"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_reads_holds_a_bounded_queue() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let _never_read = accepted.unwrap();
+        let mut links = Links::new(None);
+        links.attach(addr, client.unwrap());
+        let frame = vec![7u8; 60_000];
+        for _ in 0..1000 {
+            assert!(links.send(&addr, &frame));
+            tokio::task::yield_now().await;
+        }
+        let queued = links.links[&addr].queued.load(Ordering::Acquire);
+        assert!(queued <= MAX_QUEUED_BYTES, "{queued} bytes queued");
+        assert!(queued > 0, "nothing queued: the test proved nothing");
     }
 }
