@@ -22,11 +22,13 @@
 //! - For fuzz targets, and tests that forge packets: `proto::wire`,
 //!   `proto::rendezvous`, `proto::lan`, `proto::record`, `proto::handshake`.
 //! - `proto::friendnet::STREAM_LINK_RETRY`, which tests measure against.
+//! - `bootstrap::{Bootstrap, BootstrapConfig}`: the bootstrap node's core,
+//!   for its fuzz target.
 //!
 //! Everything else is `pub(crate)`.
 
 pub mod app;
-pub(crate) mod bootstrap;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub(crate) mod friends_file;

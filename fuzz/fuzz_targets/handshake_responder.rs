@@ -11,7 +11,9 @@ use toxtun::proto::{FriendNet, FriendNetConfig};
 
 fn identity() -> Arc<Identity> {
     static IDENTITY: OnceLock<Arc<Identity>> = OnceLock::new();
-    IDENTITY.get_or_init(|| Arc::new(Identity::generate())).clone()
+    IDENTITY
+        .get_or_init(|| Arc::new(Identity::generate()))
+        .clone()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +25,13 @@ fuzz_target!(|data: &[u8]| {
         accept_requests: true,
         lan_discovery: false,
     };
-    let mut core = FriendNet::new(identity(), config, now, Duration::from_secs(1_800_000_000), 1);
+    let mut core = FriendNet::new(
+        identity(),
+        config,
+        now,
+        Duration::from_secs(1_800_000_000),
+        1,
+    );
     let from = "192.0.2.7:4000".parse().unwrap();
     core.handle_datagram(now, from, data);
     // A valid mac1 on an initiation lets the responder try the Noise read too.
