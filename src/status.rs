@@ -26,6 +26,7 @@ pub struct CountersStatus {
     pub hellos_answered: u64,
     pub hellos_limited: u64,
     pub initiations_limited: u64,
+    pub cookies_sent: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +97,7 @@ impl Status {
                 hellos_answered: snapshot.counters.hellos_answered,
                 hellos_limited: snapshot.counters.hellos_limited,
                 initiations_limited: snapshot.counters.initiations_limited,
+                cookies_sent: snapshot.counters.cookies_sent,
             },
         }
     }
@@ -124,8 +126,8 @@ impl Status {
         let c = &self.counters;
         let _ = writeln!(
             out,
-            "handshakes (DH) {} hellos answered {} limited: hellos {} handshakes {}",
-            c.dh, c.hellos_answered, c.hellos_limited, c.initiations_limited
+            "handshakes (DH) {} hellos answered {} limited: hellos {} handshakes {} cookies sent {}",
+            c.dh, c.hellos_answered, c.hellos_limited, c.initiations_limited, c.cookies_sent
         );
         let _ = writeln!(out, "friends: {}", self.friends.len());
         for f in &self.friends {

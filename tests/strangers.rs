@@ -16,7 +16,8 @@ use toxtun::proto::{wire, FriendNet, NetEvent};
 /// Where message 1's encrypted payload starts: header, sender index, the
 /// ephemeral key and the encrypted static key come before it.
 const PAYLOAD_AT: usize = 4 + 4 + 32 + 48;
-const MAC1_AT: usize = wire::INITIATION_LEN - wire::MAC_LEN;
+const MAC1_AT: usize = wire::MAC1_AT;
+const MAC2_AT: usize = wire::MAC2_AT;
 
 /// The HELLO and message 1 a client sends to a server it names with
 /// `nospam`; seeded, so only the nospam differs between two calls.
@@ -55,7 +56,9 @@ fn nothing_outside_the_encrypted_payload_depends_on_the_nospam() {
         "message 1 differs before its encrypted payload"
     );
     assert_ne!(init_a[PAYLOAD_AT..MAC1_AT], init_b[PAYLOAD_AT..MAC1_AT]);
-    assert_ne!(init_a[MAC1_AT..], init_b[MAC1_AT..]);
+    assert_ne!(init_a[MAC1_AT..MAC2_AT], init_b[MAC1_AT..MAC2_AT]);
+    // No cookie was asked for: mac2 is zeros in both.
+    assert_eq!(init_a[MAC2_AT..], init_b[MAC2_AT..]);
     // And the same nospam gives the same bytes: the difference above is
     // the nospam's, not chance's.
     assert_eq!(first_messages([1, 2, 3, 4]).1, init_a);
@@ -77,6 +80,7 @@ fn guess(guesser: &Identity, server: &Identity, nospam: [u8; 4], sender: u32) ->
     let mut packet = wire::initiation_body(sender, &msg1);
     let mac = handshake::mac1(&handshake::mac1_key(&server.noise_public), &packet);
     packet.extend_from_slice(&mac);
+    packet.extend_from_slice(&[0; wire::MAC_LEN]);
     packet
 }
 
@@ -100,20 +104,59 @@ fn guesses_from_one_source_are_capped_and_add_no_friend() {
         server.handle_datagram(now, source, &packet);
     }
     let counters = server.counters();
-    // The documented per-source burst: 5, all at one instant.
+    // The documented per-source burst: 5, all at one instant. Past the
+    // first 32 the node is under load and asks for cookies instead (16 at
+    // once per source), so the rest cost no Diffie-Hellman at all.
     assert_eq!(counters.dh, 5, "{counters:?}");
-    assert_eq!(counters.initiations_limited, 995);
+    assert_eq!(counters.cookies_sent, 16, "{counters:?}");
+    assert_eq!(counters.initiations_limited, 1000 - 5 - 16, "{counters:?}");
     assert!(!server.is_friend(&guesser.public_key()));
     assert!(std::iter::from_fn(|| server.poll_event())
         .all(|e| !matches!(e, NetEvent::FriendAdded { .. })));
-    assert!(server.poll_transmit().is_none(), "a guess was answered");
+    for answer in std::iter::from_fn(|| server.poll_transmit()) {
+        assert_eq!(
+            answer.payload[0],
+            wire::COOKIE_REPLY,
+            "a guess was answered"
+        );
+        assert!(answer.payload.len() < wire::INITIATION_LEN);
+    }
 
-    // A genuine new friend at another address is not held up by that flood.
-    let friend = identity(67);
-    let packet = guess(&friend, &server_identity, server_identity.nospam, 5000);
-    server.handle_datagram(now, addr(9), &packet);
-    assert!(server.is_friend(&friend.public_key()));
-    assert!(server.poll_transmit().is_some(), "the friend got no answer");
+    // A genuine new friend at another address is not held up by that
+    // flood: it is asked for a cookie too, proves its address with mac2,
+    // and is through.
+    let friend_identity = identity(67);
+    let mut friend = FriendNet::new(
+        friend_identity.clone(),
+        net_config(false),
+        now,
+        UNIX_START,
+        67,
+    );
+    let friend_addr = addr(9);
+    let server_addr = addr(1);
+    friend.add_friend(
+        now,
+        PeerRef::Id(server_identity.id()),
+        Some(server_addr),
+        true,
+    );
+    friend.handle_timeout(now);
+    for _ in 0..6 {
+        while let Some(t) = friend.poll_transmit() {
+            server.handle_datagram(now, friend_addr, &t.payload);
+        }
+        while let Some(t) = server.poll_transmit() {
+            friend.handle_datagram(now, server_addr, &t.payload);
+        }
+    }
+    assert!(server.is_friend(&friend_identity.public_key()));
+    assert!(friend.is_online(&server_identity.public_key()));
+    assert_eq!(
+        server.counters().cookies_sent,
+        17,
+        "the friend was not asked for a cookie"
+    );
 }
 
 #[test]

@@ -37,10 +37,10 @@ fuzz_target!(|data: &[u8]| {
     // A valid mac1 on an initiation lets the responder try the Noise read too.
     if data.len() == toxtun::proto::wire::INITIATION_LEN {
         let mut packet = data.to_vec();
-        let mac_at = packet.len() - 16;
+        let (mac1_at, mac2_at) = (toxtun::proto::wire::MAC1_AT, toxtun::proto::wire::MAC2_AT);
         let key = toxtun::proto::handshake::mac1_key(&identity().noise_public);
-        let mac = toxtun::proto::handshake::mac1(&key, &packet[..mac_at]);
-        packet[mac_at..].copy_from_slice(&mac);
+        let mac = toxtun::proto::handshake::mac1(&key, &packet[..mac1_at]);
+        packet[mac1_at..mac2_at].copy_from_slice(&mac);
         core.handle_datagram(now, from, &packet);
     }
     assert!(core.poll_transmit().is_none(), "answered a stranger");

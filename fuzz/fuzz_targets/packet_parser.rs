@@ -17,9 +17,18 @@ fuzz_target!(|data: &[u8]| {
                 assert!(inside(record));
                 let _ = Record::decode(record);
             }
-            Packet::Initiation { noise, covered, .. } | Packet::Response { noise, covered, .. } => {
+            Packet::Initiation {
+                noise,
+                covered,
+                covered2,
+                ..
+            } => {
+                assert!(inside(noise) && inside(covered) && inside(covered2));
+            }
+            Packet::Response { noise, covered, .. } => {
                 assert!(inside(noise) && inside(covered));
             }
+            Packet::CookieReply { sealed, .. } => assert!(inside(sealed)),
             Packet::Data { ciphertext, .. } => assert!(inside(ciphertext)),
             Packet::Hello { .. } => {}
         }

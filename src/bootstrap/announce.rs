@@ -90,7 +90,7 @@ impl Bootstrap {
             self.limited(now, from);
             return;
         }
-        let cookie = self.cookies.mint(&mut self.rng, now, from, &key);
+        let cookie = self.cookies.mint(&mut self.rng, now, from, &key.0);
         self.stats.challenges += 1;
         self.reply(from, rendezvous::challenge(&nonce, &cookie), request_len);
     }
@@ -114,7 +114,7 @@ impl Bootstrap {
         };
         // The cookie costs one hash: it rules out replays from elsewhere
         // and forged sources before any signature is checked.
-        if !self.cookies.check(from, &key, &cookie) || !self.may_verify(now, from) {
+        if !self.cookies.check(from, &key.0, &cookie) || !self.may_verify(now, from) {
             return;
         }
         let proof = [PROOF_DOMAIN, &cookie].concat();

@@ -5,7 +5,6 @@
 //! within a per-node byte rate.
 
 mod announce;
-mod cookie;
 pub(crate) mod driver;
 mod table;
 
@@ -18,11 +17,11 @@ use rand::SeedableRng;
 use tracing::{debug, info};
 
 use crate::id::PublicKey;
+use crate::proto::cookie::Cookies;
 use crate::proto::log_limit::LogLimit;
 use crate::proto::rendezvous::{self, Rendezvous};
 use crate::proto::source_limit::{Rates, SourceLimit};
 use crate::proto::{wire, Transmit};
-use cookie::Cookies;
 use table::Table;
 
 /// A node held to its relay limit is logged this often at most.

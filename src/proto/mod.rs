@@ -2,6 +2,8 @@
 //! datagrams, events and the next deadline come out.
 
 pub(crate) mod address;
+pub(crate) mod cookie;
+pub(crate) mod cookie_reply;
 pub mod friendnet;
 pub mod handshake;
 pub mod identity;

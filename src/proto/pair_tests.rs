@@ -249,6 +249,7 @@ fn non_friend_gets_nothing_but_the_public_record() {
         &super::handshake::mac1_key(&server.identity.noise_public),
         &packet,
     ));
+    packet.extend_from_slice(&[0; super::wire::MAC_LEN]);
     server.core.handle_datagram(now, direct.addr, &packet);
     assert!(
         server.drain().is_empty(),

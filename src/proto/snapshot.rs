@@ -24,6 +24,9 @@ pub struct Counters {
     /// HELLOs and message 1s dropped by the per-source and total limits.
     pub hellos_limited: u64,
     pub initiations_limited: u64,
+    /// Cookie replies sent: message 1s answered under load without a
+    /// Diffie-Hellman.
+    pub cookies_sent: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

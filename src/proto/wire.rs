@@ -6,6 +6,8 @@ pub const HELLO_REPLY: u8 = 2;
 pub const INITIATION: u8 = 3;
 pub const RESPONSE: u8 = 4;
 pub const DATA: u8 = 5;
+/// "Prove your address first": the answer to a message 1 under load.
+pub const COOKIE_REPLY: u8 = 18;
 
 pub const NONCE_LEN: usize = 16;
 pub const MAC_LEN: usize = 16;
@@ -19,7 +21,14 @@ pub const HELLO_LEN: usize = 256;
 pub const INIT_PAYLOAD_LEN: usize = 32 + 64 + 12 + 4 + 8 + 1;
 /// Noise IK message 1: ephemeral, encrypted static, encrypted payload.
 pub const NOISE_MSG1_LEN: usize = 32 + (32 + TAG_LEN) + (INIT_PAYLOAD_LEN + TAG_LEN);
-pub const INITIATION_LEN: usize = 8 + NOISE_MSG1_LEN + MAC_LEN;
+/// Header, sender index, Noise message 1, mac1, mac2.
+pub const INITIATION_LEN: usize = 8 + NOISE_MSG1_LEN + MAC_LEN + MAC_LEN;
+/// Where mac1 starts; mac2 follows it.
+pub const MAC1_AT: usize = 8 + NOISE_MSG1_LEN;
+pub const MAC2_AT: usize = MAC1_AT + MAC_LEN;
+/// Receiver index, 24-byte nonce, the encrypted 16-byte cookie and its tag.
+pub const COOKIE_NONCE_LEN: usize = 24;
+pub const COOKIE_REPLY_LEN: usize = 8 + COOKIE_NONCE_LEN + 16 + TAG_LEN;
 /// Message 2 payload: the responder's instance and fresh flag.
 pub const RESPONSE_PAYLOAD_LEN: usize = 8 + 1;
 pub const NOISE_MSG2_LEN: usize = 32 + RESPONSE_PAYLOAD_LEN + TAG_LEN;
@@ -45,6 +54,10 @@ pub enum Packet<'a> {
         /// Everything before mac1, which mac1 covers.
         covered: &'a [u8],
         mac1: [u8; MAC_LEN],
+        /// Everything before mac2 (mac1 included), which mac2 covers.
+        covered2: &'a [u8],
+        /// All zeros unless the initiator holds a cookie from us.
+        mac2: [u8; MAC_LEN],
     },
     Response {
         sender: u32,
@@ -57,6 +70,11 @@ pub enum Packet<'a> {
         receiver: u32,
         counter: u64,
         ciphertext: &'a [u8],
+    },
+    CookieReply {
+        receiver: u32,
+        nonce: [u8; COOKIE_NONCE_LEN],
+        sealed: &'a [u8],
     },
 }
 
@@ -84,15 +102,19 @@ pub fn parse(bytes: &[u8]) -> Option<Packet<'_>> {
                 record: &bytes[20..],
             })
         }
-        INITIATION if bytes.len() == INITIATION_LEN => {
-            let mac_at = INITIATION_LEN - MAC_LEN;
-            Some(Packet::Initiation {
-                sender: u32_at(bytes, 4),
-                noise: &bytes[8..mac_at],
-                covered: &bytes[..mac_at],
-                mac1: array(&bytes[mac_at..]),
-            })
-        }
+        INITIATION if bytes.len() == INITIATION_LEN => Some(Packet::Initiation {
+            sender: u32_at(bytes, 4),
+            noise: &bytes[8..MAC1_AT],
+            covered: &bytes[..MAC1_AT],
+            mac1: array(&bytes[MAC1_AT..MAC2_AT]),
+            covered2: &bytes[..MAC2_AT],
+            mac2: array(&bytes[MAC2_AT..]),
+        }),
+        COOKIE_REPLY if bytes.len() == COOKIE_REPLY_LEN => Some(Packet::CookieReply {
+            receiver: u32_at(bytes, 4),
+            nonce: array(&bytes[8..8 + COOKIE_NONCE_LEN]),
+            sealed: &bytes[8 + COOKIE_NONCE_LEN..],
+        }),
         RESPONSE if bytes.len() == RESPONSE_LEN => {
             let mac_at = RESPONSE_LEN - MAC_LEN;
             Some(Packet::Response {
@@ -133,11 +155,19 @@ pub fn hello_reply(nonce: &[u8; NONCE_LEN], record: &[u8]) -> Option<Vec<u8>> {
     (out.len() <= HELLO_LEN).then_some(out)
 }
 
-/// Initiation without mac1; the caller appends it over these bytes.
+/// Initiation without mac1 and mac2; the caller appends them.
 pub fn initiation_body(sender: u32, noise: &[u8]) -> Vec<u8> {
     let mut out = header(INITIATION, INITIATION_LEN);
     out.extend_from_slice(&sender.to_le_bytes());
     out.extend_from_slice(noise);
+    out
+}
+
+pub fn cookie_reply(receiver: u32, nonce: &[u8; COOKIE_NONCE_LEN], sealed: &[u8]) -> Vec<u8> {
+    let mut out = header(COOKIE_REPLY, COOKIE_REPLY_LEN);
+    out.extend_from_slice(&receiver.to_le_bytes());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(sealed);
     out
 }
 
@@ -163,7 +193,14 @@ mod tests {
 
     #[test]
     fn sizes_match_the_protocol_doc() {
-        assert_eq!(INITIATION_LEN, 241);
+        assert_eq!(INITIATION_LEN, 257);
+        assert_eq!(COOKIE_REPLY_LEN, 64);
+        const {
+            assert!(
+                COOKIE_REPLY_LEN < INITIATION_LEN,
+                "a cookie reply must not amplify"
+            )
+        };
         assert_eq!(RESPONSE_LEN, 85);
         assert_eq!(HELLO_LEN, 256);
         const { assert!(RESPONSE_LEN < INITIATION_LEN, "a response must not amplify") };

@@ -105,6 +105,9 @@ pub enum Attempt {
         local_index: u32,
         state: Option<Box<HandshakeState>>,
         sent: Instant,
+        /// Message 1 as sent, to send again with mac2 if the friend asks
+        /// us to prove our address.
+        packet: Vec<u8>,
     },
 }
 
@@ -126,6 +129,9 @@ pub struct Connecting {
     pub attempt: Option<Attempt>,
     /// When to start the next attempt while there is none.
     pub retry_at: Option<Instant>,
+    /// The friend's cookie for our address, and when it came: message 1
+    /// carries a mac2 under it while it is fresh.
+    pub cookie: Option<([u8; 16], Instant)>,
     /// Wait before repeating an unanswered attempt; doubles.
     pub backoff: Duration,
 }
@@ -165,6 +171,7 @@ impl Friend {
                 dial: false,
                 attempt: None,
                 retry_at: None,
+                cookie: None,
                 backoff: initial_backoff,
             },
             path: PathState::default(),

@@ -7,6 +7,7 @@ use tracing::{debug, info, trace, warn};
 
 use super::friend::{Attempt, Confirming, Friend};
 use super::path::Evidence;
+use super::under_load::{with_mac2, COOKIE_FRESH};
 use super::{FriendNet, NetEvent, OfflineReason, FIRST_RETRY};
 use crate::id::PublicKey;
 use crate::proto::handshake::{self, InitPayload};
@@ -231,6 +232,7 @@ impl FriendNet {
                 local_index,
                 state,
                 sent,
+                ..
             }) if *local_index == receiver => (state.take(), *sent),
             _ => {
                 trace!(%from, "dropped response for a finished handshake");
@@ -338,10 +340,17 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
+        let cookie = friend
+            .connecting
+            .cookie
+            .filter(|(_, at)| now < *at + COOKIE_FRESH)
+            .map(|(cookie, _)| cookie);
+        with_mac2(&mut packet, cookie.as_ref());
         friend.connecting.attempt = Some(Attempt::Initiation {
             local_index,
             state: Some(Box::new(state)),
             sent: now,
+            packet: packet.clone(),
         });
         debug!(friend = %key.short(), %addr, "sent handshake");
         self.send_handshake(key, addr, packet);
@@ -349,7 +358,7 @@ impl FriendNet {
 
     /// Sends a HELLO or message 1 by `route`, and a copy to each address
     /// only unauthenticated word points at: whichever answers proves it.
-    fn send_handshake(&mut self, key: PublicKey, route: Route, packet: Vec<u8>) {
+    pub(super) fn send_handshake(&mut self, key: PublicKey, route: Route, packet: Vec<u8>) {
         let candidates = self
             .friends
             .get(&key)

@@ -23,11 +23,13 @@ mod handshakes;
 mod lan_discovery;
 mod path;
 mod timers;
+mod under_load;
 
 pub use discovery::STREAM_LINK_RETRY;
 
 use discovery::Discovery;
 
+use super::cookie::Cookies;
 use super::handshake;
 use super::identity::Identity;
 use super::lan;
@@ -69,9 +71,20 @@ const GUESS_RATES: Rates = Rates {
     sources: 4096,
 };
 
+/// Message 1s a second we take calmly; beyond this we are under load and
+/// ask every source to prove its address first (a cookie reply).
+const HANDSHAKES_BEFORE_LOAD: u64 = 32;
+/// Cookie replies: smaller than what they answer, and held to a rate.
+const COOKIE_RATES: Rates = Rates {
+    per_source: (8, 16),
+    total: (10_000, 10_000),
+    sources: 4096,
+};
+
 /// One log line per interval for each kind of refusal a stranger can cause.
 #[derive(Default)]
 struct RefusalLogs {
+    under_load: LogLimit,
     hello_limited: LogLimit,
     initiation_limited: LogLimit,
     not_a_friend: LogLimit,
@@ -143,6 +156,12 @@ pub struct FriendNet {
     /// Addresses an authenticated packet came from, to their friend: these
     /// skip the limit on message 1 (a friend rekeying from where it is).
     proven: HashMap<SocketAddr, PublicKey>,
+    /// Message 1s taken calmly; when it runs dry we are under load until
+    /// `under_load_until`.
+    handshake_budget: TokenBucket,
+    under_load_until: Option<Instant>,
+    cookies: Cookies,
+    cookie_limit: SourceLimit,
     counters: Counters,
     logs: RefusalLogs,
 }
@@ -161,6 +180,7 @@ impl FriendNet {
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let hello_record = Record::new(&identity, 0, 0, Vec::new()).encode(&identity);
+        let cookies = Cookies::new(&mut rng, now);
         FriendNet {
             mac1_key: handshake::mac1_key(&identity.noise_public),
             identity,
@@ -184,6 +204,10 @@ impl FriendNet {
             hello_limit: SourceLimit::new(HELLO_RATES, now),
             guess_limit: SourceLimit::new(GUESS_RATES, now),
             proven: HashMap::new(),
+            handshake_budget: TokenBucket::new(HANDSHAKES_BEFORE_LOAD, HANDSHAKES_BEFORE_LOAD, now),
+            under_load_until: None,
+            cookies,
+            cookie_limit: SourceLimit::new(COOKIE_RATES, now),
             counters: Counters::default(),
             logs: RefusalLogs::default(),
         }
@@ -310,13 +334,20 @@ impl FriendNet {
                 noise,
                 covered,
                 mac1,
+                covered2,
+                mac2,
             }) => {
-                if handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
-                    self.on_initiation(now, from, sender, noise);
-                } else {
+                if !handshake::mac1_valid(&self.mac1_key, covered, &mac1) {
                     trace!(%from, "dropped handshake with bad mac1");
+                } else if self.initiation_passes_load(now, from, sender, &mac1, covered2, &mac2) {
+                    self.on_initiation(now, from, sender, noise);
                 }
             }
+            Some(Packet::CookieReply {
+                receiver,
+                nonce,
+                sealed,
+            }) => self.on_cookie_reply(now, from, receiver, nonce, sealed),
             Some(Packet::Response {
                 sender,
                 receiver,
