@@ -35,11 +35,21 @@ fn throwaway_records(count: usize, seed: u64) -> Vec<Vec<u8>> {
 fn peak_rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
 }
 
 /// The node's record as a LOOKUP hands it out; None if not known.
-fn lookup(socket: &UdpSocket, bootstrap: SocketAddr, key: &PublicKey, nonce: u64) -> Option<Vec<u8>> {
+fn lookup(
+    socket: &UdpSocket,
+    bootstrap: SocketAddr,
+    key: &PublicKey,
+    nonce: u64,
+) -> Option<Vec<u8>> {
     socket
         .send_to(&rendezvous::lookup(&nonce.to_le_bytes(), key), bootstrap)
         .unwrap();
@@ -72,7 +82,9 @@ fn lookups_are_answered_through_an_announcement_flood() {
     server.wait_for(&["bootstrap node sees us at"], WAIT);
     let key = server.id.parse::<ToxId>().unwrap().key;
     let asker = UdpSocket::bind("127.0.0.1:0").unwrap();
-    asker.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    asker
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let replayed = lookup(&asker, bootstrap_addr, &key, 0).expect("the server is not registered");
     // The throwaway keys, made on both cores.
     let halves: Vec<_> = (0..2u64)
@@ -89,7 +101,7 @@ fn lookups_are_answered_through_an_announcement_flood() {
             let due = (start.elapsed().as_secs_f64() * RATE as f64) as u64;
             while sent < due {
                 // Every other one is the registered node's own record.
-                let record = if sent % 2 == 0 {
+                let record = if sent.is_multiple_of(2) {
                     records.last().unwrap()
                 } else {
                     &records[(sent / 2) as usize % THROWAWAY]
@@ -115,9 +127,16 @@ fn lookups_are_answered_through_an_announcement_flood() {
     }
     let sent = flood.join().unwrap();
     assert!(sent >= RATE * FLOOD.as_secs() * 9 / 10, "only {sent} sent");
-    assert!(answered * 10 >= asked * 9, "{answered} of {asked} lookups answered");
+    assert!(
+        answered * 10 >= asked * 9,
+        "{answered} of {asked} lookups answered"
+    );
     let rss = peak_rss_mib(bootstrap.child.id());
     assert!(rss <= MAX_RSS_MIB, "bootstrap node peaked at {rss} MiB");
-    assert_eq!(bootstrap.count(&["node announced"]), 1, "a flood record entered the table");
+    assert_eq!(
+        bootstrap.count(&["node announced"]),
+        1,
+        "a flood record entered the table"
+    );
     println!("flood of {sent}: {answered} of {asked} lookups answered, peak RSS {rss} MiB");
 }
