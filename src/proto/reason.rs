@@ -124,7 +124,6 @@ pub enum CloseReason {
     /// We reset it, and told the friend why.
     Reset(Refusal),
     FriendOffline(OfflineReason),
-    FriendOfflineBeforeAnswer(OfflineReason),
     NoAddress(PublicKey),
     ServerUnreachable {
         server: PublicKey,
@@ -153,9 +152,6 @@ impl fmt::Display for CloseReason {
             CloseReason::ResetByFriend(r) => write!(f, "reset by the friend: {r}"),
             CloseReason::Reset(r) => write!(f, "{r}"),
             CloseReason::FriendOffline(why) => write!(f, "friend went offline ({why})"),
-            CloseReason::FriendOfflineBeforeAnswer(why) => {
-                write!(f, "friend went offline before answering ({why})")
-            }
             CloseReason::NoAddress(server) => write!(
                 f,
                 "no address known for server {}: add it under [peers] or configure a bootstrap node",

@@ -86,6 +86,17 @@ impl FriendNet {
         }
     }
 
+    /// The caller gave the friend something that needs an answer (data an
+    /// acknowledgement must follow): if nothing comes back from the friend
+    /// for a few round trips, it is suspected of having lost our session.
+    /// Acknowledgements, keepalives and probes need no answer and must not
+    /// be reported here.
+    pub fn expect_answer(&mut self, now: Instant, key: &PublicKey) {
+        if let Some(friend) = self.friends.get_mut(key) {
+            friend.liveness.unanswered_since.get_or_insert(now);
+        }
+    }
+
     /// Encrypts `payload` to the friend on its current session; false if the
     /// friend has none (the caller's reliability layer will retry).
     pub fn send(&mut self, now: Instant, key: &PublicKey, payload: &[u8]) -> bool {
@@ -115,9 +126,6 @@ impl FriendNet {
         }
         let rekey = session.needs_rekey();
         friend.liveness.last_sent = now;
-        if !payload.is_empty() && friend.liveness.unanswered_since.is_none() {
-            friend.liveness.unanswered_since = Some(now);
-        }
         friend.stats.bytes_out += packet.len() as u64;
         let rekey_now = rekey && friend.connecting.attempt.is_none();
         let mut transmit = route.transmit(packet);

@@ -141,7 +141,8 @@ pub struct Liveness {
     pub online: bool,
     pub last_recv: Instant,
     pub last_sent: Instant,
-    /// First data (not keepalive) sent since we last heard from the friend.
+    /// When we first gave the friend something needing an answer (data to
+    /// acknowledge) since we last heard from it.
     pub unanswered_since: Option<Instant>,
 }
 

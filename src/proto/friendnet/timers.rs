@@ -13,6 +13,9 @@ use crate::proto::session::Session;
 const REKEY_AFTER: Duration = Duration::from_secs(120);
 /// And never used past this.
 const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// Data unanswered this long at least makes us suspect the friend lost our
+/// session.
+const SUSPECT_AT_LEAST: Duration = Duration::from_secs(1);
 /// The responder waits this much longer than the initiator before rekeying,
 /// so the two do not cross.
 const RESPONDER_REKEY_GRACE: Duration = Duration::from_secs(10);
@@ -83,7 +86,7 @@ impl FriendNet {
             FriendTimer::Suspect => live
                 .unanswered_since
                 .filter(|_| idle_initiator)
-                .map(|since| since + self.suspect_after()),
+                .map(|since| since + self.suspect_after(friend)),
             FriendTimer::Probe => {
                 if !live.online || friend.path.relay.is_none() {
                     return None;
@@ -105,11 +108,16 @@ impl FriendNet {
     }
 
     /// Silence after sending data, after which we re-handshake rather than
-    /// wait for the timeout: a live friend acknowledges data at once. Idle
-    /// friends are never suspected, so differing keepalive settings on the
-    /// two sides cannot cause handshake storms.
-    fn suspect_after(&self) -> Duration {
-        self.config.keepalive + self.config.keepalive / 2
+    /// wait for the timeout: a live friend acknowledges data within a round
+    /// trip, so a few round trips of silence (a second at least) mean it
+    /// lost our session, most likely by restarting, and a handshake finds
+    /// out at once. Idle friends are never suspected, so differing
+    /// keepalive settings on the two sides cannot cause handshake storms.
+    fn suspect_after(&self, friend: &Friend) -> Duration {
+        let round_trips = friend.stats.rtt.map_or(Duration::ZERO, |rtt| rtt * 4);
+        round_trips
+            .max(SUSPECT_AT_LEAST)
+            .min(self.config.keepalive + self.config.keepalive / 2)
     }
 
     pub(super) fn next_friend_deadline(&self) -> Option<Instant> {

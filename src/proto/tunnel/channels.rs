@@ -30,8 +30,13 @@ impl Core {
                 self.close(conn, CloseReason::FriendOffline(why));
             }
         }
+        // An OPEN the friend never answered is sent again once it is back
+        // (a restarted server loses nothing of a connection it never
+        // accepted); the open timeout still bounds the wait.
         for conn in link.requests.into_values() {
-            self.close(conn, CloseReason::FriendOfflineBeforeAnswer(why));
+            if let Some(Conn::Opening { request, .. }) = self.conns.get_mut(&conn) {
+                *request = None;
+            }
         }
         self.dirty.retain(|(f, _)| *f != friend);
     }
@@ -114,6 +119,7 @@ impl Core {
             self.events.push_back(Event::Credit { conn, chunks });
         }
         self.dirty.insert(key);
+        self.awaiting.insert(key.0);
     }
 
     /// The reader hit end of file: FIN goes after the last byte.
@@ -126,6 +132,7 @@ impl Core {
             let _ = channel.kcp.send(&[CHANNEL_FIN]);
         }
         self.dirty.insert(key);
+        self.awaiting.insert(key.0);
         self.check_finished(now, key);
     }
 
@@ -157,6 +164,7 @@ impl Core {
             let _ = channel.kcp.send(&[CHANNEL_WINDOW]);
         }
         self.dirty.insert(key);
+        self.awaiting.insert(key.0);
         self.read_channel(now, key);
     }
 

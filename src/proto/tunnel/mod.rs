@@ -111,6 +111,9 @@ pub struct Core {
     next_idle_sweep: Option<Instant>,
     /// KCP instances with output to flush before the next datagram leaves.
     dirty: BTreeSet<PipeKey>,
+    /// Friends we gave new data (which they must acknowledge) since the
+    /// last flush.
+    awaiting: BTreeSet<PublicKey>,
     /// Input arrived since the last flush (KCP may have written without
     /// being marked dirty: its own timers run in `update`).
     unflushed: bool,
@@ -130,6 +133,7 @@ impl Core {
             open_deadlines: BTreeSet::new(),
             next_idle_sweep: None,
             dirty: BTreeSet::new(),
+            awaiting: BTreeSet::new(),
             unflushed: false,
             events: VecDeque::new(),
             recv_buf: vec![0; MAX_CHUNK + 1],
@@ -244,6 +248,9 @@ impl Core {
             }
             self.schedule(now, key);
         }
+        while let Some(friend) = self.awaiting.pop_first() {
+            self.net.expect_answer(now, &friend);
+        }
         let friends: Vec<PublicKey> = self.links.keys().copied().collect();
         for friend in friends {
             let relayed = self.net.is_relayed(now, &friend);
@@ -282,5 +289,6 @@ impl Core {
         };
         let _ = link.control.send(&message.encode());
         self.dirty.insert((friend, 0));
+        self.awaiting.insert(friend);
     }
 }
