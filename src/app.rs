@@ -72,11 +72,8 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
         .node
         .listen
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT));
-    let socket =
-        crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let (socket, listener) = bind_udp_and_tcp(listen)?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    let listener = std::net::TcpListener::bind(local)
-        .map_err(|e| format!("cannot listen on TCP {local}: {e}"))?;
     info!(udp = %local, tcp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
     let config = crate::bootstrap::BootstrapConfig {
         relay_rate: settings.bootstrap.relay_rate,
@@ -97,6 +94,33 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
+}
+
+/// Tries for "any free port" before giving up: the UDP socket picks it,
+/// and another program may hold the same TCP port.
+const FREE_PORT_TRIES: usize = 16;
+
+/// A bootstrap node's UDP socket and TCP listener on one port. With port 0
+/// the port the UDP socket got may be taken for TCP; another is tried.
+fn bind_udp_and_tcp(
+    listen: SocketAddr,
+) -> Result<(std::net::UdpSocket, std::net::TcpListener), String> {
+    let tries = if listen.port() == 0 {
+        FREE_PORT_TRIES
+    } else {
+        1
+    };
+    let mut last = String::new();
+    for _ in 0..tries {
+        let socket = crate::net::udp::bind(listen)
+            .map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        match std::net::TcpListener::bind(local) {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(e) => last = format!("cannot listen on TCP {local}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

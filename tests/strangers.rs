@@ -208,3 +208,53 @@ fn a_replayed_message_1_moves_nothing_before_key_confirmation() {
     }
     assert!(!server.is_online(&client_identity.public_key()));
 }
+
+#[test]
+fn a_friend_request_without_the_psk_is_never_remembered() {
+    let now = Instant::now();
+    let server_identity = identity(1);
+    let mut with_psk = net_config(true);
+    with_psk.psk = [7; 32];
+    let mut server = FriendNet::new(server_identity.clone(), with_psk, now, UNIX_START, 1);
+    // It knows the whole ID, nospam included, but not the psk.
+    let stranger_identity = identity(68);
+    let mut stranger = FriendNet::new(
+        stranger_identity.clone(),
+        net_config(false),
+        now,
+        UNIX_START,
+        68,
+    );
+    let (server_addr, stranger_addr) = (addr(1), addr(68));
+    stranger.add_friend(
+        now,
+        PeerRef::Id(server_identity.id()),
+        Some(server_addr),
+        true,
+    );
+    let mut at = now;
+    for _ in 0..40 {
+        stranger.handle_timeout(at);
+        server.handle_timeout(at);
+        while let Some(t) = stranger.poll_transmit() {
+            server.handle_datagram(at, stranger_addr, &t.payload);
+        }
+        while let Some(t) = server.poll_transmit() {
+            stranger.handle_datagram(at, server_addr, &t.payload);
+        }
+        at += Duration::from_millis(500);
+    }
+    assert!(
+        server.counters().dh > 0,
+        "the stranger never got as far as a handshake"
+    );
+    assert!(std::iter::from_fn(|| server.poll_event())
+        .all(|e| !matches!(e, NetEvent::FriendAdded { .. })));
+    assert!(!stranger.is_online(&server_identity.public_key()));
+    // Once it stops asking, what it made the server hold goes.
+    server.handle_timeout(at + Duration::from_secs(11));
+    assert!(
+        !server.is_friend(&stranger_identity.public_key()),
+        "still held"
+    );
+}

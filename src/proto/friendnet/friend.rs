@@ -21,6 +21,9 @@ pub struct FriendKeys {
     pub last_timestamp: Option<[u8; 12]>,
     /// Changes when the friend restarts.
     pub remote_instance: Option<u64>,
+    /// Accepted by nospam at this time, its keys not yet confirmed: it is
+    /// forgotten unless its first data packet comes soon.
+    pub unconfirmed_since: Option<Instant>,
 }
 
 /// The three session slots.

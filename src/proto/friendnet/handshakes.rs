@@ -102,9 +102,12 @@ impl FriendNet {
         let key = payload.identity;
         if !self.friends.contains_key(&key) {
             if self.config.accept_requests && payload.nospam == self.identity.nospam {
-                info!(friend = %key, %from, "accepted friend request (nospam proved); remembering it");
-                self.friends.insert(key, Friend::new(now, FIRST_RETRY));
-                self.events.push_back(NetEvent::FriendAdded { friend: key });
+                // Remembered only once its first data packet confirms the
+                // keys: with a psk set, that is where the psk is proven.
+                debug!(friend = %key, %from, "friend request (nospam proved); awaiting key confirmation");
+                let mut friend = Friend::new(now, FIRST_RETRY);
+                friend.keys.unconfirmed_since = Some(now);
+                self.friends.insert(key, friend);
             } else {
                 if let Some(times) = self.logs.not_a_friend.hit(now) {
                     warn!(%from, key = %key, times, "refused handshake: not a friend");
@@ -182,6 +185,10 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
+        if friend.keys.unconfirmed_since.take().is_some() {
+            info!(friend = %key, "accepted friend request (nospam and keys proved); remembering it");
+            self.events.push_back(NetEvent::FriendAdded { friend: key });
+        }
         let (Some(session), confirming) = (
             friend.sessions.next.take(),
             friend.sessions.confirming.take(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use tracing::{info, trace};
+use tracing::{debug, info, trace};
 
 mod data;
 mod discovery;
@@ -410,6 +410,22 @@ impl FriendNet {
                 reason,
             });
         }
+    }
+
+    /// Drops a friend request whose keys were never confirmed, with every
+    /// index and address it held.
+    fn forget_unconfirmed(&mut self, key: &PublicKey) {
+        let Some(mut friend) = self.friends.remove(key) else {
+            return;
+        };
+        let pending = friend.pending_index();
+        for index in friend.sessions.clear().chain(pending) {
+            self.indices.remove(&index);
+        }
+        if let Some(addr) = friend.path.proven {
+            self.proven.remove(&addr);
+        }
+        debug!(friend = %key.short(), "forgot a friend request whose keys were never confirmed");
     }
 
     fn unix_time(&self, now: Instant) -> Duration {

@@ -13,6 +13,9 @@ use crate::proto::session::Session;
 const REKEY_AFTER: Duration = Duration::from_secs(120);
 /// And never used past this.
 const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// A friend accepted by nospam whose keys are not confirmed within this is
+/// forgotten (without the psk, or a replayed message 1, it never will be).
+const UNCONFIRMED_FOR: Duration = Duration::from_secs(10);
 /// Data unanswered this long at least makes us suspect the friend lost our
 /// session.
 const SUSPECT_AT_LEAST: Duration = Duration::from_secs(1);
@@ -23,6 +26,8 @@ const RESPONDER_REKEY_GRACE: Duration = Duration::from_secs(10);
 /// A friend's timers, in the order they are handled when several are due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FriendTimer {
+    /// A friend request whose keys were never confirmed: forget it.
+    Unconfirmed,
     /// The current session is too old to use: the friend goes offline.
     SessionExpiry,
     /// Nothing heard for `friend_timeout`: the friend goes offline.
@@ -43,7 +48,8 @@ pub(super) enum FriendTimer {
 }
 
 impl FriendTimer {
-    pub(super) const ALL: [FriendTimer; 8] = [
+    pub(super) const ALL: [FriendTimer; 9] = [
+        FriendTimer::Unconfirmed,
         FriendTimer::SessionExpiry,
         FriendTimer::Silence,
         FriendTimer::AttemptRetry,
@@ -71,6 +77,9 @@ impl FriendNet {
         let connecting = &friend.connecting;
         let idle_initiator = live.online && connecting.attempt.is_none() && friend.can_initiate();
         match timer {
+            FriendTimer::Unconfirmed => {
+                friend.keys.unconfirmed_since.map(|at| at + UNCONFIRMED_FOR)
+            }
             FriendTimer::SessionExpiry => current.map(|s| s.created + REJECT_AFTER),
             FriendTimer::Silence => live
                 .online
@@ -150,6 +159,7 @@ impl FriendNet {
             return;
         };
         match timer {
+            FriendTimer::Unconfirmed => self.forget_unconfirmed(&key),
             FriendTimer::SessionExpiry => self.go_offline(&key, OfflineReason::SessionExpired),
             FriendTimer::Silence => {
                 let silent = now.duration_since(friend.liveness.last_recv);
