@@ -8,7 +8,8 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{write_config, Node, WAIT};
+use common::by_id::Bootstrap;
+use common::flood::Flood;
 use rand::SeedableRng;
 use toxtun::id::{PublicKey, ToxId};
 use toxtun::proto::identity::Identity;
@@ -67,19 +68,9 @@ fn lookup(
 #[test]
 fn lookups_are_answered_through_an_announcement_flood() {
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = Node::start(
-        "bootstrap",
-        &write_config(dir.path(), "bootstrap", FAST),
-        "bootstrap",
-    );
-    let bootstrap_addr = bootstrap.udp_addr();
-    let entry = format!("bootstrap = {bootstrap_addr}:{}\n", bootstrap.id);
-    let server = Node::start(
-        "server",
-        &write_config(dir.path(), "server", &format!("{FAST}{entry}")),
-        "server",
-    );
-    server.wait_for(&["bootstrap node sees us at"], WAIT);
+    let bootstrap = Bootstrap::start(dir.path(), FAST);
+    let bootstrap_addr = bootstrap.addr;
+    let server = bootstrap.server(dir.path(), FAST, &[]);
     let key = server.id.parse::<ToxId>().unwrap().key;
     let asker = UdpSocket::bind("127.0.0.1:0").unwrap();
     asker
@@ -93,26 +84,14 @@ fn lookups_are_answered_through_an_announcement_flood() {
     let mut records: Vec<Vec<u8>> = halves.into_iter().flat_map(|h| h.join().unwrap()).collect();
     records.push(replayed);
 
-    let flood = std::thread::spawn(move || {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while start.elapsed() < FLOOD {
-            let due = (start.elapsed().as_secs_f64() * RATE as f64) as u64;
-            while sent < due {
-                // Every other one is the registered node's own record.
-                let record = if sent.is_multiple_of(2) {
-                    records.last().unwrap()
-                } else {
-                    &records[(sent / 2) as usize % THROWAWAY]
-                };
-                let announce = rendezvous::announce(&sent.to_le_bytes(), record);
-                let _ = socket.send_to(&announce, bootstrap_addr);
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        sent
+    // Every other one is the registered node's own record.
+    let flood = Flood::start(bootstrap_addr, RATE, FLOOD, move |n| {
+        let record = if n.is_multiple_of(2) {
+            records.last().unwrap()
+        } else {
+            &records[(n / 2) as usize % THROWAWAY]
+        };
+        rendezvous::announce(&n.to_le_bytes(), record)
     });
     // Ten lookups a second while it lasts.
     let start = Instant::now();
@@ -125,16 +104,16 @@ fn lookups_are_answered_through_an_announcement_flood() {
         let next = start + Duration::from_millis(100) * asked as u32;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let sent = flood.join().unwrap();
+    let sent = flood.join();
     assert!(sent >= RATE * FLOOD.as_secs() * 9 / 10, "only {sent} sent");
     assert!(
         answered * 10 >= asked * 9,
         "{answered} of {asked} lookups answered"
     );
-    let rss = peak_rss_mib(bootstrap.child.id());
+    let rss = peak_rss_mib(bootstrap.node.child.id());
     assert!(rss <= MAX_RSS_MIB, "bootstrap node peaked at {rss} MiB");
     assert_eq!(
-        bootstrap.count(&["node announced"]),
+        bootstrap.node.count(&["node announced"]),
         1,
         "a flood record entered the table"
     );

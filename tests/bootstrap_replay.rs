@@ -8,14 +8,14 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::traffic::{exchange, pattern_hash, Target};
-use common::{tunnel_line, write_config, Node, WAIT};
+use common::by_id::Bootstrap;
+use common::traffic::Target;
+use common::WAIT;
 use toxtun::id::{PublicKey, ToxId};
 use toxtun::proto::record::Record;
 use toxtun::proto::rendezvous::{self, Rendezvous};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
-const KIB: usize = 1024;
 
 /// Asks the bootstrap node where `key` is: (address, record bytes).
 fn lookup(socket: &UdpSocket, bootstrap: SocketAddr, key: &PublicKey) -> (SocketAddr, Vec<u8>) {
@@ -47,21 +47,11 @@ fn sequence(record: &[u8]) -> u64 {
 
 #[test]
 fn a_replayed_record_never_moves_the_entry() {
-    let target = Target::start(1, 64 * KIB);
+    let target = Target::start(1, 64 * 1024);
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = Node::start(
-        "bootstrap",
-        &write_config(dir.path(), "bootstrap", FAST),
-        "bootstrap",
-    );
-    let bootstrap_addr = bootstrap.udp_addr();
-    let entry = format!("bootstrap = {bootstrap_addr}:{}\n", bootstrap.id);
-    let server = Node::start(
-        "server",
-        &write_config(dir.path(), "server", &format!("{FAST}{entry}")),
-        "server",
-    );
-    server.wait_for(&["bootstrap node sees us at"], WAIT);
+    let bootstrap = Bootstrap::start(dir.path(), FAST);
+    let bootstrap_addr = bootstrap.addr;
+    let server = bootstrap.server(dir.path(), FAST, &[]);
     let key = server.id.parse::<ToxId>().unwrap().key;
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (home, older) = lookup(&attacker, bootstrap_addr, &key);
@@ -83,25 +73,14 @@ fn a_replayed_record_never_moves_the_entry() {
     assert_eq!(after, server.udp_addr(), "the entry moved to the replayer");
 
     // A friend that knows only the server's ID still finds it and tunnels.
-    let client = Node::start(
-        "client",
-        &write_config(
-            dir.path(),
-            "client",
-            &format!(
-                "{FAST}{entry}[client]\n{}",
-                tunnel_line("t0", target.addr, &server.id)
-            ),
-        ),
-        "client",
-    );
-    let (received, hash) = exchange(client.tunnel_addr(), 2, 64 * KIB);
-    assert_eq!((received, hash), (64 * KIB, pattern_hash(1, 64 * KIB)));
-    bootstrap.wait_for(&["node announced (address proven)", &server.id[..16]], WAIT);
+    bootstrap.client_tunnels(dir.path(), FAST, &server, &target);
+    bootstrap
+        .node
+        .wait_for(&["node announced (address proven)", &server.id[..16]], WAIT);
     assert_eq!(
-        bootstrap.count(&["node moved"]),
+        bootstrap.node.count(&["node moved"]),
         0,
         "{}",
-        bootstrap.log_text()
+        bootstrap.node.log_text()
     );
 }

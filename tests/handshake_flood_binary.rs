@@ -7,10 +7,9 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::flood::Flood;
 use common::sim::{identity, UNIX_START};
 use common::traffic::{exchange, pattern_hash, Target};
 use common::{status_json, tunnel_lines, write_config, Node, WAIT};
@@ -86,25 +85,7 @@ fn a_handshake_flood_costs_no_diffie_hellman_and_stops_nobody() {
     let packet = message_1(server_addr, &server.id.parse().unwrap());
     let log_before = default_level_lines(&server);
 
-    let flooding = Arc::new(AtomicBool::new(true));
-    let flood = {
-        let flooding = flooding.clone();
-        std::thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while start.elapsed() < FLOOD {
-                let due = (start.elapsed().as_secs_f64() * RATE as f64) as u64;
-                while sent < due {
-                    let _ = socket.send_to(&packet, server_addr);
-                    sent += 1;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            flooding.store(false, Ordering::SeqCst);
-            sent
-        })
-    };
+    let flood = Flood::start(server_addr, RATE, FLOOD, move |_| packet.clone());
     // An existing transfer during the flood.
     let tunnel = client.named_tunnel_addr("t0");
     let transfer = std::thread::spawn(move || exchange(tunnel, 2, 8 * MIB));
@@ -126,11 +107,8 @@ fn a_handshake_flood_costs_no_diffie_hellman_and_stops_nobody() {
     let took = opened.elapsed();
     assert_eq!((received, hash), (1024, pattern_hash(4, 1024)));
     assert!(took < Duration::from_secs(2), "new tunnel took {took:?}");
-    assert!(
-        flooding.load(Ordering::SeqCst),
-        "the flood ended before the new tunnel"
-    );
-    let sent = flood.join().unwrap();
+    assert!(flood.running(), "the flood ended before the new tunnel");
+    let sent = flood.join();
     assert!(sent >= RATE * FLOOD.as_secs() * 9 / 10, "only {sent} sent");
     let (received, hash) = transfer.join().unwrap();
     assert_eq!((received, hash), (8 * MIB, pattern_hash(1, 8 * MIB)));

@@ -1,6 +1,8 @@
 //! Runs the real toxtun binary and watches its log.
 #![allow(dead_code)]
 
+pub mod by_id;
+pub mod flood;
 pub mod lossy_relay;
 pub mod netns;
 pub mod scripted;
