@@ -10,6 +10,7 @@ use super::path::{Evidence, FRAME_PROBE, FRAME_PROBE_ACK, FRAME_PUNCH_READY};
 use super::{FriendNet, NetEvent};
 use crate::id::PublicKey;
 use crate::proto::route::Route;
+use crate::proto::tunnel::kcp_settings::MAX_KCP_MTU;
 use crate::proto::wire;
 
 impl FriendNet {
@@ -25,6 +26,12 @@ impl FriendNet {
             trace!(%from, "dropped data for an unknown index");
             return;
         };
+        // Larger than any node sends (a frame type and the largest KCP
+        // packet): not worth decrypting.
+        if ciphertext.len() > 1 + MAX_KCP_MTU + wire::TAG_LEN {
+            trace!(%from, len = ciphertext.len(), "dropped oversized data");
+            return;
+        }
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };

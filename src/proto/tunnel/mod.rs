@@ -24,6 +24,7 @@ use self::allow::AllowRule;
 use self::control::Control;
 use self::kcp_settings::KcpSettings;
 use self::link::{ConnId, Link};
+use super::log_limit::LogLimit;
 use super::reason::CloseReason;
 use super::snapshot::Snapshot;
 use super::{FriendNet, NetEvent, Transmit};
@@ -119,6 +120,7 @@ pub struct Core {
     unflushed: bool,
     events: VecDeque<Event>,
     recv_buf: Vec<u8>,
+    oversized: LogLimit,
 }
 
 impl Core {
@@ -137,6 +139,7 @@ impl Core {
             unflushed: false,
             events: VecDeque::new(),
             recv_buf: vec![0; MAX_CHUNK + 1],
+            oversized: LogLimit::default(),
         }
     }
 

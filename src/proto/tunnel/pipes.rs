@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
+use super::kcp_settings::MAX_KCP_MTU;
 use super::link::{Pipe, FRAME_KCP};
 use super::{Core, Event, PipeKey};
 use crate::id::PublicKey;
@@ -97,6 +98,14 @@ impl Core {
         };
         // kcp's get_conv asserts on short input; check before asking.
         if segment.len() < KCP_HEADER {
+            return;
+        }
+        // No node sends more than this in one datagram; a friend that does
+        // would have KCP buffer what no window accounts for.
+        if segment.len() > MAX_KCP_MTU {
+            if let Some(times) = self.oversized.hit(now) {
+                info!(friend = %friend.short(), bytes = segment.len(), times, "dropped KCP input larger than any MTU");
+            }
             return;
         }
         let conv = kcp::get_conv(segment);
