@@ -286,6 +286,7 @@ fn build_node(
         psk: settings.node.psk,
         accept_requests,
         lan_discovery: settings.node.lan_discovery,
+        max_friends: settings.server.max_friends,
     };
     let now = Instant::now();
     let unix_now = SystemTime::now()

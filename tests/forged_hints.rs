@@ -27,6 +27,7 @@ fn defaults(accept_requests: bool) -> FriendNetConfig {
         psk: [0; 32],
         accept_requests,
         lan_discovery: true,
+        max_friends: 1024,
     }
 }
 

@@ -258,3 +258,21 @@ fn a_friend_request_without_the_psk_is_never_remembered() {
         "still held"
     );
 }
+
+#[test]
+fn friend_requests_beyond_the_limit_are_refused() {
+    let now = Instant::now();
+    let server_identity = identity(1);
+    let mut config = net_config(true);
+    config.max_friends = 2;
+    let mut server = FriendNet::new(server_identity.clone(), config, now, UNIX_START, 1);
+    let nospam = server_identity.nospam;
+    for (i, seed) in [70u64, 71, 72].into_iter().enumerate() {
+        let friend = identity(seed);
+        let packet = guess(&friend, &server_identity, nospam, i as u32);
+        server.handle_datagram(now, addr(10 + i as u16), &packet);
+        let answered = std::iter::from_fn(|| server.poll_transmit()).count();
+        assert_eq!(answered, usize::from(i < 2), "request {i}");
+        assert_eq!(server.is_friend(&friend.public_key()), i < 2, "request {i}");
+    }
+}

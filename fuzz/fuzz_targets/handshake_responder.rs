@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         psk: [0; 32],
         accept_requests: true,
         lan_discovery: false,
+        max_friends: 1024,
     };
     let mut core = FriendNet::new(
         identity(),

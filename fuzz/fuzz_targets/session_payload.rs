@@ -33,6 +33,7 @@ fn net_config(accept_requests: bool) -> FriendNetConfig {
         psk: [0; 32],
         accept_requests,
         lan_discovery: false,
+        max_friends: 1024,
     }
 }
 

@@ -68,6 +68,8 @@ pub struct PeerHint {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub friends: Vec<PeerRef>,
+    /// Friends held at once; requests by nospam beyond this are refused.
+    pub max_friends: usize,
     pub allow: Vec<AllowRule>,
     pub connect_timeout: Duration,
 }
@@ -101,6 +103,7 @@ impl Settings {
             peers: Vec::new(),
             server: ServerSettings {
                 friends: Vec::new(),
+                max_friends: 1024,
                 allow: default_allow(),
                 connect_timeout: Duration::from_secs(10),
             },
@@ -256,6 +259,13 @@ impl Settings {
             }
             "connect_timeout" => {
                 self.server.connect_timeout = parse_duration(value).map_err(err)?
+            }
+            "max_friends" => {
+                self.server.max_friends = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(format!("'{value}' is not a positive number")))?
             }
             // The Go toxtun's example config names its server; accepted as a label.
             "name" => {}

@@ -17,6 +17,7 @@ pub(super) fn config(accept_requests: bool) -> FriendNetConfig {
         psk: [0; 32],
         accept_requests,
         lan_discovery: false,
+        max_friends: 1024,
     }
 }
 

@@ -101,7 +101,14 @@ impl FriendNet {
         let payload = responding.payload;
         let key = payload.identity;
         if !self.friends.contains_key(&key) {
-            if self.config.accept_requests && payload.nospam == self.identity.nospam {
+            let proved = self.config.accept_requests && payload.nospam == self.identity.nospam;
+            if proved && self.friends.len() >= self.config.max_friends {
+                if let Some(times) = self.logs.friends_full.hit(now) {
+                    warn!(%from, key = %key, times, limit = self.config.max_friends, "refused friend request: friend limit reached");
+                }
+                return;
+            }
+            if proved {
                 // Remembered only once its first data packet confirms the
                 // keys: with a psk set, that is where the psk is proven.
                 debug!(friend = %key, %from, "friend request (nospam proved); awaiting key confirmation");

@@ -85,6 +85,7 @@ const COOKIE_RATES: Rates = Rates {
 #[derive(Default)]
 struct RefusalLogs {
     under_load: LogLimit,
+    friends_full: LogLimit,
     hello_limited: LogLimit,
     initiation_limited: LogLimit,
     not_a_friend: LogLimit,
@@ -103,6 +104,8 @@ pub struct FriendNetConfig {
     pub accept_requests: bool,
     /// Broadcast LAN queries for offline friends and answer those for us.
     pub lan_discovery: bool,
+    /// Friends held at once: a friend request beyond this is refused.
+    pub max_friends: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
