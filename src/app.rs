@@ -13,6 +13,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::PeerRef;
+use crate::net::accept::AcceptFailures;
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
 use crate::proto::identity::Identity;
 use crate::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
@@ -187,6 +188,7 @@ async fn listen_tunnels(
         let commands = commands.clone();
         let name = spec.name.clone();
         tokio::spawn(async move {
+            let mut failures = AcceptFailures::default();
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
@@ -198,7 +200,10 @@ async fn listen_tunnels(
                             return;
                         }
                     }
-                    Err(e) => warn!(tunnel = %name, error = %e, "accept failed"),
+                    Err(e) => {
+                        let until = failures.failed(&format!("tunnel {name}"), &e);
+                        tokio::time::sleep_until(until.into()).await;
+                    }
                 }
             }
         });

@@ -8,7 +8,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info, warn};
 
 use super::Bootstrap;
+use crate::net::accept::AcceptFailures;
 use crate::net::stream_link::{Incoming, Links};
+use crate::proto::log_limit::LogLimit;
 
 /// Connections beyond this are refused, so TCP cannot exhaust descriptors.
 const MAX_TCP_LINKS: usize = 4096;
@@ -31,6 +33,9 @@ pub async fn run(
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let mut links = Links::new(Some(idle));
+    let mut failures = AcceptFailures::default();
+    let mut refused = LogLimit::default();
+    let mut accept_paused_until: Option<Instant> = None;
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(transmit) = core.poll_transmit() {
@@ -45,7 +50,14 @@ pub async fn run(
                 debug!(%dst, error = %e, "send failed");
             }
         }
-        let deadline = core.poll_timeout();
+        let accepting = accept_paused_until.is_none_or(|until| Instant::now() >= until);
+        let deadline = [
+            core.poll_timeout(),
+            accept_paused_until.filter(|_| !accepting),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -58,13 +70,17 @@ pub async fn run(
                     core.handle_datagram(Instant::now(), unix_now(), from, &buf[..n]);
                 }
             }
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if accepting => match accepted {
                 Ok((stream, peer)) if links.count() < MAX_TCP_LINKS => {
                     debug!(%peer, "TCP link opened");
                     links.attach(peer, stream);
                 }
-                Ok((_, peer)) => warn!(%peer, limit = MAX_TCP_LINKS, "TCP link refused: too many"),
-                Err(e) => warn!(error = %e, "TCP accept failed"),
+                Ok((_, peer)) => {
+                    if let Some(times) = refused.hit(Instant::now()) {
+                        warn!(%peer, limit = MAX_TCP_LINKS, times, "TCP links refused: too many");
+                    }
+                }
+                Err(e) => accept_paused_until = Some(failures.failed("bootstrap TCP", &e)),
             },
             incoming = links.incoming.recv() => match incoming {
                 Some(Incoming::Frame(from, frame)) => {

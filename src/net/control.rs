@@ -9,6 +9,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
+use super::accept::AcceptFailures;
 use super::command::Command;
 
 pub fn socket_path(key_file: &Path) -> PathBuf {
@@ -49,14 +50,25 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
+/// Answers status requests for as long as the node runs; a failed accept
+/// (out of descriptors) pauses it, never ends it.
 pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let commands = commands.clone();
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, commands).await {
-                debug!(error = %e, "status request failed");
+    let mut failures = AcceptFailures::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let commands = commands.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, commands).await {
+                        debug!(error = %e, "status request failed");
+                    }
+                });
             }
-        });
+            Err(e) => {
+                let until = failures.failed("control socket", &e);
+                tokio::time::sleep_until(until.into()).await;
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Drivers: the event-loop thread that owns the UDP socket (and any TCP
 //! links to bootstrap nodes) and the core.
 
+pub(crate) mod accept;
 pub(crate) mod command;
 pub(crate) mod conn;
 pub(crate) mod control;

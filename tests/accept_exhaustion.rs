@@ -1,0 +1,74 @@
+//! A client out of descriptors: its tunnel listener cannot accept, and it
+//! must pause rather than spin (a core at 100% and megabytes of warnings
+//! a second, before). The limit is lowered on the running process with
+//! prlimit; without prlimit the test reports and skips, except under CI.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{id_of, tunnel_line, write_config, Node};
+
+/// User and system time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_listener_out_of_descriptors_pauses_instead_of_spinning() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "prlimit missing under CI");
+        eprintln!("skipped: prlimit not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A server that is never started: every tunnelled connection waits for
+    // it, holding its descriptor.
+    let server_id = id_of(&write_config(dir.path(), "server", ""));
+    let nowhere = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "listen = 127.0.0.1:0\n[peers]\n{server_id} = {}\n[client]\n{}",
+            nowhere.local_addr().unwrap(),
+            tunnel_line("t0", "127.0.0.1:9".parse().unwrap(), &server_id)
+        ),
+    );
+    let client = Node::start("client", &client_config, "client");
+    let tunnel = client.tunnel_addr();
+    let pid = client.child.id();
+    let limit = open_descriptors(pid) + 8;
+    let status = Command::new("prlimit")
+        .arg(format!("--nofile={limit}:{limit}"))
+        .arg(format!("--pid={pid}"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(tunnel).unwrap())
+        .collect();
+    client.wait_for(&["accept failed"], common::WAIT);
+    let before = cpu_ticks(pid);
+    let logged = client.count(&["accept failed"]);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu_ticks(pid) - before;
+    let more_lines = client.count(&["accept failed"]) - logged;
+    // 100 ticks a second: 2 s of spinning would be about 200.
+    assert!(ticks < 40, "{ticks} ticks of CPU in {:?}", start.elapsed());
+    assert!(more_lines <= 1, "{more_lines} more log lines in 2 s");
+    drop(held);
+}
