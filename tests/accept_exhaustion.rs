@@ -70,5 +70,6 @@ fn a_listener_out_of_descriptors_pauses_instead_of_spinning() {
     // 100 ticks a second: 2 s of spinning would be about 200.
     assert!(ticks < 40, "{ticks} ticks of CPU in {:?}", start.elapsed());
     assert!(more_lines <= 1, "{more_lines} more log lines in 2 s");
+    println!("out of descriptors: {ticks} ticks of CPU and {more_lines} log lines in 2 s");
     drop(held);
 }
