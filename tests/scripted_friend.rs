@@ -18,6 +18,20 @@ use toxtun::proto::Event;
 const SERVER: usize = 0;
 const FRIEND: usize = 1;
 
+/// `server` on the simulated network with a scripted friend that has a
+/// session with it.
+fn with_scripted_friend(now: Instant, server: Host) -> Net {
+    let friend = ScriptedFriend::new(addr(3), now, 3, server.id(), server.addr);
+    let mut net = Net::new(now);
+    net.add(server);
+    net.add(friend);
+    let online = net.run_until(Duration::from_secs(5), &mut |_, _| false, &mut |n| {
+        n.get::<ScriptedFriend>(FRIEND).online
+    });
+    assert!(online, "the scripted friend never got a session");
+    net
+}
+
 fn open(request: u32, protocol: u8, target: &str) -> Control {
     Control::Open {
         request,
@@ -44,15 +58,7 @@ fn the_core_refuses_with_a_reason_code() {
         host: Some("127.0.0.1".into()),
         port: Some(1),
     };
-    let server = Host::with_allow(1, now, 1, Some(vec![only_port_1]));
-    let friend = ScriptedFriend::new(addr(3), now, 3, server.id(), server.addr);
-    let mut net = Net::new(now);
-    net.add(server);
-    net.add(friend);
-    let online = net.run_until(Duration::from_secs(5), &mut |_, _| false, &mut |n| {
-        n.get::<ScriptedFriend>(FRIEND).online
-    });
-    assert!(online, "the scripted friend never got a session");
+    let mut net = with_scripted_friend(now, Host::with_allow(1, now, 1, Some(vec![only_port_1])));
 
     let now = net.now;
     let friend = net.get_mut::<ScriptedFriend>(FRIEND);
@@ -141,15 +147,7 @@ fn push_segment(sn: u32, len: usize) -> Vec<u8> {
 #[test]
 fn a_segment_larger_than_any_mtu_is_dropped_unread() {
     let now = Instant::now();
-    let server = Host::new(1, now, true, 1);
-    let friend = ScriptedFriend::new(addr(3), now, 3, server.id(), server.addr);
-    let mut net = Net::new(now);
-    net.add(server);
-    net.add(friend);
-    let online = net.run_until(Duration::from_secs(5), &mut |_, _| false, &mut |n| {
-        n.get::<ScriptedFriend>(FRIEND).online
-    });
-    assert!(online);
+    let mut net = with_scripted_friend(now, Host::new(1, now, true, 1));
     net.idle(Duration::from_secs(1));
     // The server acknowledges a segment of normal size at once...
     net.record = true;

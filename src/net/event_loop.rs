@@ -201,7 +201,9 @@ impl EventLoop {
 
     async fn send_transmits(&mut self) {
         let mut plain: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-        while let Some(transmit) = self.core.poll_transmit(Instant::now()) {
+        // Only the first call flushes, and that is the one `now` is for.
+        let now = Instant::now();
+        while let Some(transmit) = self.core.poll_transmit(now) {
             let dst = match (transmit.dst, transmit.ttl) {
                 (Dest::Unicast(dst), None) => {
                     if !self.links.send(&dst, &transmit.payload) {
