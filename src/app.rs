@@ -16,6 +16,7 @@ use crate::id::PeerRef;
 use crate::net::accept::AcceptFailures;
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
 use crate::proto::identity::Identity;
+use crate::proto::tunnel::limits::TunnelLimits;
 use crate::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
 
 /// Without a config the key lives in the user's config directory.
@@ -332,10 +333,16 @@ fn build_node(
             );
         }
     }
+    let limits = TunnelLimits {
+        per_friend: settings.tunnel.max_tunnels_per_friend,
+        node: crate::descriptors::tunnel_budget(settings.client.len()),
+        buffer_per_friend: settings.tunnel.buffer_per_friend,
+    };
     let tunnels = TunnelConfig {
         kcp: settings.kcp,
         open_timeout: settings.tunnel.open_timeout,
         idle_timeout: settings.tunnel.idle_timeout,
+        limits,
         allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
     };
     Core::new(net, tunnels, now)

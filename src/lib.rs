@@ -31,6 +31,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub(crate) mod descriptors;
 pub(crate) mod friends_file;
 pub mod id;
 pub(crate) mod key_file;

@@ -11,13 +11,16 @@ use ini::{Ini, ParseOption};
 mod kcp;
 mod values;
 
-use values::{parse_allow_rule, parse_bootstrap, parse_listen, split_list};
+use values::{parse_allow_rule, parse_bootstrap, parse_listen, parse_positive, split_list};
 pub use values::{parse_duration, parse_flag, resolve};
 
 use crate::id::{PeerRef, ToxId};
 use crate::proto::address::HostPort;
 use crate::proto::tunnel::allow::AllowRule;
 use crate::proto::tunnel::kcp_settings::KcpSettings;
+use crate::proto::tunnel::limits::{
+    DEFAULT_BUFFER_PER_FRIEND, DEFAULT_TUNNELS_PER_FRIEND, MIN_BUFFER_PER_FRIEND,
+};
 use crate::tunnel_spec::{parse_tunnel_line, TunnelSpec};
 
 pub const DEFAULT_PORT: u16 = 33445;
@@ -32,7 +35,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub client: Vec<TunnelSpec>,
     pub kcp: KcpSettings,
-    pub tunnel: TunnelTimeouts,
+    pub tunnel: TunnelSettings,
     pub bootstrap: BootstrapSettings,
     pub warnings: Vec<String>,
 }
@@ -75,11 +78,14 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct TunnelTimeouts {
+pub struct TunnelSettings {
     /// How long a new local connection waits for the friend and the far side.
     pub open_timeout: Duration,
     /// A tunnelled connection with no traffic either way for this long is reset.
     pub idle_timeout: Duration,
+    pub max_tunnels_per_friend: usize,
+    /// Bytes buffered for one friend's channels, each direction.
+    pub buffer_per_friend: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +115,11 @@ impl Settings {
             },
             client: Vec::new(),
             kcp: KcpSettings::default(),
-            tunnel: TunnelTimeouts {
+            tunnel: TunnelSettings {
                 open_timeout: Duration::from_secs(15),
                 idle_timeout: Duration::from_secs(3600),
+                max_tunnels_per_friend: DEFAULT_TUNNELS_PER_FRIEND,
+                buffer_per_friend: DEFAULT_BUFFER_PER_FRIEND,
             },
             bootstrap: BootstrapSettings {
                 relay_rate: 8 * 1024 * 1024,
@@ -260,13 +268,7 @@ impl Settings {
             "connect_timeout" => {
                 self.server.connect_timeout = parse_duration(value).map_err(err)?
             }
-            "max_friends" => {
-                self.server.max_friends = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| err(format!("'{value}' is not a positive number")))?
-            }
+            "max_friends" => self.server.max_friends = parse_positive(value).map_err(err)?,
             // The Go toxtun's example config names its server; accepted as a label.
             "name" => {}
             _ => return Ok(false),
@@ -279,6 +281,18 @@ impl Settings {
         match key {
             "open_timeout" => self.tunnel.open_timeout = parse_duration(value).map_err(err)?,
             "idle_timeout" => self.tunnel.idle_timeout = parse_duration(value).map_err(err)?,
+            "max_tunnels_per_friend" => {
+                self.tunnel.max_tunnels_per_friend = parse_positive(value).map_err(err)?
+            }
+            "buffer_per_friend" => {
+                let bytes = parse_positive(value).map_err(err)?;
+                if bytes < MIN_BUFFER_PER_FRIEND {
+                    return Err(err(format!(
+                        "{bytes} is below the minimum of {MIN_BUFFER_PER_FRIEND} bytes"
+                    )));
+                }
+                self.tunnel.buffer_per_friend = bytes
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -68,6 +68,14 @@ pub(super) fn parse_allow_rule(item: &str) -> Result<AllowRule, String> {
     })
 }
 
+pub(super) fn parse_positive(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("'{value}' is not a positive number"))
+}
+
 /// `15s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();

@@ -328,11 +328,11 @@ impl EventLoop {
                         self.conns.remove(&conn);
                     }
                 }
-                Err(reason) => self.core.target_failed(friend, request, reason),
+                Err(reason) => self.core.target_failed(now, friend, request, reason),
             },
             Command::LocalData { conn, bytes } => self.core.send_data(now, conn, &bytes),
             Command::LocalEof { conn } => self.core.local_eof(now, conn),
-            Command::LocalFailed { conn, reason } => self.core.local_reset(conn, reason),
+            Command::LocalFailed { conn, reason } => self.core.local_reset(now, conn, reason),
             Command::WriterReady { conn } => self.writer_ready(now, conn),
             Command::BootstrapLink { addr, result } => match result {
                 Ok(stream) => {

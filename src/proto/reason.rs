@@ -135,6 +135,8 @@ pub enum CloseReason {
     },
     /// The server's ACCEPT named a channel number already in use.
     ConvInUse(u32),
+    /// A limit of this node's was reached; the text says which.
+    LimitReached(String),
 }
 
 impl CloseReason {
@@ -166,6 +168,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ConvInUse(conv) => {
                 write!(f, "server picked a channel number in use ({conv})")
             }
+            CloseReason::LimitReached(text) => write!(f, "limit reached: {text}"),
         }
     }
 }

@@ -12,6 +12,7 @@ use toxtun::id::ToxId;
 use toxtun::proto::identity::Identity;
 use toxtun::proto::tunnel::allow::AllowRule;
 use toxtun::proto::tunnel::kcp_settings::KcpSettings;
+use toxtun::proto::tunnel::limits::TunnelLimits;
 use toxtun::proto::{Core, Event, FriendNet, FriendNetConfig, Transmit, TunnelConfig};
 
 /// The wall clock every simulated node believes in.
@@ -87,6 +88,7 @@ impl Host {
             kcp: KcpSettings::default(),
             open_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(3600),
+            limits: TunnelLimits::default(),
             allow,
         };
         Host {

@@ -51,6 +51,7 @@ impl Core {
         };
         channel.linger_until = Some(now + LINGER);
         self.conns.remove(&conn);
+        self.tunnels.release(&key.0);
         info!(conn, friend = %key.0.short(), conv = key.1, "tunnel closed: both sides finished");
         self.events.push_back(Event::Closed {
             conn,
@@ -61,11 +62,11 @@ impl Core {
 
     /// Ends a channel at once. A reason of our own (`CloseReason::Reset`)
     /// goes to the friend too.
-    pub(super) fn reset_channel(&mut self, key: PipeKey, reason: CloseReason) {
+    pub(super) fn reset_channel(&mut self, now: Instant, key: PipeKey, reason: CloseReason) {
         let Some(link) = self.links.get_mut(&key.0) else {
             return;
         };
-        let Some(channel) = link.channels.remove(&key.1) else {
+        let Some(channel) = link.remove_channel(key.1) else {
             return;
         };
         if let Some(at) = channel.scheduled {
@@ -77,16 +78,24 @@ impl Core {
                 conv: key.1,
                 refusal: refusal.clone(),
             };
-            self.send_control(key.0, &message);
+            self.send_control(now, key.0, &message);
         }
         if let Some(conn) = channel.conn {
             self.close(conn, reason);
         }
+        self.feed_starved(key.0);
     }
 
     pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
-        if let Some(Conn::Opening { deadline, .. }) = self.conns.remove(&conn) {
-            self.open_deadlines.remove(&(deadline, conn));
+        match self.conns.remove(&conn) {
+            Some(Conn::Opening {
+                friend, deadline, ..
+            }) => {
+                self.open_deadlines.remove(&(deadline, conn));
+                self.tunnels.release(&friend);
+            }
+            Some(Conn::Open { friend, .. }) => self.tunnels.release(&friend),
+            None => {}
         }
         info!(conn, %reason, "tunnel closed");
         self.events.push_back(Event::Closed { conn, reason });
@@ -114,10 +123,7 @@ impl Core {
             let _ = channel.kcp.send(&message);
         }
         channel.held_credits += 1;
-        if channel.has_room() {
-            let chunks = std::mem::take(&mut channel.held_credits);
-            self.events.push_back(Event::Credit { conn, chunks });
-        }
+        self.release_credits(key);
         self.dirty.insert(key);
         self.awaiting.insert(key.0);
     }
@@ -137,12 +143,12 @@ impl Core {
     }
 
     /// The local TCP connection failed: abort the channel with a reason.
-    pub fn local_reset(&mut self, conn: ConnId, text: String) {
+    pub fn local_reset(&mut self, now: Instant, conn: ConnId, text: String) {
         let reason = CloseReason::Reset(Refusal::new(ReasonCode::ConnectionAborted, text));
         match self.conns.get(&conn) {
             Some(Conn::Open { friend, conv }) => {
                 let key = (*friend, *conv);
-                self.reset_channel(key, reason);
+                self.reset_channel(now, key, reason);
             }
             Some(Conn::Opening { .. }) => self.close(conn, reason),
             None => {}
@@ -205,7 +211,7 @@ impl Core {
             .collect();
         for key in stale {
             let refusal = Refusal::new(ReasonCode::Timeout, format!("idle for {idle:?}"));
-            self.reset_channel(key, CloseReason::Reset(refusal));
+            self.reset_channel(now, key, CloseReason::Reset(refusal));
         }
         let any = self.links.values().any(|l| !l.channels.is_empty());
         self.next_idle_sweep = any.then(|| now + self.idle_sweep_every());

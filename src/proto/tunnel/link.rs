@@ -2,13 +2,14 @@
 //! its tunnel channels, each a KCP instance writing into the link's outbox.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::rc::Rc;
 use std::time::Instant;
 
 use kcp::Kcp;
 
+use super::intake::Intake;
 use super::kcp_settings::KcpSettings;
 
 /// Inner frame type of a DATA payload that carries KCP output.
@@ -79,6 +80,7 @@ pub struct Channel {
     pub linger_until: Option<Instant>,
     /// Deadline this channel holds in the core's timer set.
     pub scheduled: Option<Instant>,
+    intake: Intake,
 }
 
 impl Channel {
@@ -93,6 +95,7 @@ impl Channel {
             last_activity: now,
             linger_until: None,
             scheduled: None,
+            intake: Intake::default(),
         }
     }
 
@@ -119,6 +122,13 @@ pub struct Link {
     pub requests: BTreeMap<u32, ConnId>,
     /// Counter mixed into conv numbers this side assigns.
     pub conv_counter: u32,
+    control_intake: Intake,
+    /// Segments the friend's KCP instances may hold on their receive
+    /// side, kept as their intakes change (see `intake`).
+    receive_held: usize,
+    /// Channels whose reader waits for credit only because the friend's
+    /// send budget is spent.
+    pub starved: BTreeSet<u32>,
 }
 
 fn set_pacing(kcp: &mut Pipe, settings: &KcpSettings, relayed: bool) {
@@ -143,7 +153,46 @@ impl Link {
             next_request: 1,
             requests: BTreeMap::new(),
             conv_counter: 0,
+            control_intake: Intake::default(),
+            receive_held: 0,
+            starved: BTreeSet::new(),
         }
+    }
+
+    /// Runs `change` on the receive intake of instance `conv` (given its
+    /// receive window), keeping the link's total.
+    pub fn update_intake<R>(
+        &mut self,
+        conv: u32,
+        change: impl FnOnce(&mut Intake, u16) -> R,
+    ) -> Option<R> {
+        let (intake, window) = if conv == 0 {
+            (&mut self.control_intake, self.control.rcv_wnd())
+        } else {
+            let channel = self.channels.get_mut(&conv)?;
+            (&mut channel.intake, channel.kcp.rcv_wnd())
+        };
+        let before = intake.held(window);
+        let result = change(intake, window);
+        self.receive_held = self.receive_held + intake.held(window) - before;
+        Some(result)
+    }
+
+    pub fn remove_channel(&mut self, conv: u32) -> Option<Channel> {
+        let channel = self.channels.remove(&conv)?;
+        self.receive_held -= channel.intake.held(channel.kcp.rcv_wnd());
+        self.starved.remove(&conv);
+        Some(channel)
+    }
+
+    /// Segments the friend's instances may hold that it sent us.
+    pub fn receive_held(&self) -> usize {
+        self.receive_held
+    }
+
+    /// Segments we sent the friend (or queued for it) not yet acknowledged.
+    pub fn send_backlog(&self) -> usize {
+        self.control.wait_snd() + self.channels.values().map(|c| c.kcp.wait_snd()).sum::<usize>()
     }
 
     /// The friend's path moved between direct and relayed.

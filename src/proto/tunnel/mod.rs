@@ -13,16 +13,20 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub mod allow;
+mod budgets;
 mod channels;
 pub mod control;
+mod intake;
 pub mod kcp_settings;
+pub mod limits;
 pub mod link;
 mod opening;
 mod pipes;
 
 use self::allow::AllowRule;
-use self::control::Control;
+use self::intake::KCP_HEADER;
 use self::kcp_settings::KcpSettings;
+use self::limits::{TunnelCount, TunnelLimits};
 use self::link::{ConnId, Link};
 use super::log_limit::LogLimit;
 use super::reason::CloseReason;
@@ -38,6 +42,7 @@ pub struct TunnelConfig {
     pub kcp: KcpSettings,
     pub open_timeout: Duration,
     pub idle_timeout: Duration,
+    pub limits: TunnelLimits,
     /// None: this node serves no tunnels (client mode).
     pub allow: Option<Vec<AllowRule>>,
 }
@@ -120,7 +125,11 @@ pub struct Core {
     unflushed: bool,
     events: VecDeque<Event>,
     recv_buf: Vec<u8>,
+    tunnels: TunnelCount,
     oversized: LogLimit,
+    buffer_full: LogLimit,
+    control_full: LogLimit,
+    refusal_logs: BTreeMap<u8, LogLimit>,
 }
 
 impl Core {
@@ -139,7 +148,11 @@ impl Core {
             unflushed: false,
             events: VecDeque::new(),
             recv_buf: vec![0; MAX_CHUNK + 1],
+            tunnels: TunnelCount::default(),
             oversized: LogLimit::default(),
+            buffer_full: LogLimit::default(),
+            control_full: LogLimit::default(),
+            refusal_logs: BTreeMap::new(),
         }
     }
 
@@ -260,7 +273,13 @@ impl Core {
             if let Some(link) = self.links.get_mut(&friend) {
                 link.set_relayed(&self.config.kcp, relayed);
             }
-            while let Some(frame) = self.links.get(&friend).and_then(|l| l.outbox.pop()) {
+            while let Some(link) = self.links.get_mut(&friend) {
+                let Some(frame) = link.outbox.pop() else {
+                    break;
+                };
+                if let Some(packet) = frame.get(1..).filter(|p| p.len() >= KCP_HEADER) {
+                    link.update_intake(kcp::get_conv(packet), |i, window| i.saw_output(packet, window));
+                }
                 self.net.send(now, &friend, &frame);
             }
         }
@@ -284,14 +303,5 @@ impl Core {
 
     fn channel_mut(&mut self, (friend, conv): PipeKey) -> Option<&mut link::Channel> {
         self.links.get_mut(&friend)?.channels.get_mut(&conv)
-    }
-
-    fn send_control(&mut self, friend: PublicKey, message: &Control) {
-        let Some(link) = self.links.get_mut(&friend) else {
-            return;
-        };
-        let _ = link.control.send(&message.encode());
-        self.dirty.insert((friend, 0));
-        self.awaiting.insert(friend);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::allow;
 use super::control::{Control, PROTOCOL_TCP};
@@ -25,7 +25,7 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for conn in waiting {
-            self.send_open(conn);
+            self.send_open(now, conn);
         }
     }
 
@@ -36,6 +36,13 @@ impl Core {
             self.close(conn, CloseReason::NoAddress(friend));
             return;
         }
+        if let Some(refusal) = self.tunnel_limit(&friend) {
+            self.log_refusal(now, &friend, &refusal, Some(&target));
+            let reason = CloseReason::LimitReached(refusal.text);
+            self.events.push_back(Event::Closed { conn, reason });
+            return;
+        }
+        self.tunnels.take(friend);
         let deadline = now + self.config.open_timeout;
         self.conns.insert(
             conn,
@@ -48,13 +55,13 @@ impl Core {
         );
         self.open_deadlines.insert((deadline, conn));
         if self.links.contains_key(&friend) {
-            self.send_open(conn);
+            self.send_open(now, conn);
         } else {
             self.net.connect_now(now, &friend);
         }
     }
 
-    fn send_open(&mut self, conn: ConnId) {
+    fn send_open(&mut self, now: Instant, conn: ConnId) {
         let Some(Conn::Opening {
             friend,
             target,
@@ -77,7 +84,7 @@ impl Core {
             target: target.clone(),
         };
         let friend = *friend;
-        self.send_control(friend, &message);
+        self.send_control(now, friend, &message);
     }
 
     pub(super) fn expire_opens(&mut self, now: Instant) {
@@ -118,6 +125,7 @@ impl Core {
 
     pub(super) fn on_open(
         &mut self,
+        now: Instant,
         friend: PublicKey,
         request: u32,
         protocol: u8,
@@ -137,7 +145,7 @@ impl Core {
                     ReasonCode::ProtocolError,
                     format!("bad target: {e}"),
                 )),
-                Ok(true) => None,
+                Ok(true) => self.tunnel_limit(&friend),
                 Ok(false) => Some(Refusal::new(
                     ReasonCode::NotAllowed,
                     format!("target {target} is not in the allow list"),
@@ -145,10 +153,11 @@ impl Core {
             },
         };
         if let Some(refusal) = refusal {
-            warn!(friend = %friend, %target, reason = %refusal, "refused tunnel");
-            self.send_control(friend, &Control::Refuse { request, refusal });
+            self.log_refusal(now, &friend, &refusal, Some(&target));
+            self.send_control(now, friend, &Control::Refuse { request, refusal });
             return;
         }
+        self.tunnels.take(friend);
         debug!(friend = %friend.short(), %target, request, "connecting to target");
         self.events.push_back(Event::Connect {
             friend,
@@ -164,7 +173,7 @@ impl Core {
         let Some(conn) = link.requests.remove(&request) else {
             // We gave up on this request already: tell the server to let go.
             let refusal = Refusal::new(ReasonCode::Timeout, "the client gave up waiting");
-            self.send_control(friend, &Control::Reset { conv, refusal });
+            self.send_control(now, friend, &Control::Reset { conv, refusal });
             return;
         };
         if conv == 0 || link.channels.contains_key(&conv) {
@@ -203,22 +212,30 @@ impl Core {
         let ms = self.ms(now);
         let Some(link) = self.links.get_mut(&friend) else {
             info!(conn, friend = %friend.short(), "tunnel closed: friend went offline while connecting");
+            self.tunnels.release(&friend);
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
         let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
         link.channels.insert(conv, Channel::new(kcp, conn, now));
         self.conns.insert(conn, Conn::Open { friend, conv });
-        self.send_control(friend, &Control::Accept { request, conv });
+        self.send_control(now, friend, &Control::Accept { request, conv });
         self.ensure_idle_sweep(now);
         info!(conn, friend = %friend.short(), conv, "tunnel open");
         true
     }
 
     /// Server: connecting to the target failed; the client is told why.
-    pub fn target_failed(&mut self, friend: PublicKey, request: u32, refusal: Refusal) {
-        warn!(friend = %friend, reason = %refusal, "refused tunnel: cannot reach target");
-        self.send_control(friend, &Control::Refuse { request, refusal });
+    pub fn target_failed(
+        &mut self,
+        now: Instant,
+        friend: PublicKey,
+        request: u32,
+        refusal: Refusal,
+    ) {
+        self.tunnels.release(&friend);
+        self.log_refusal(now, &friend, &refusal, None);
+        self.send_control(now, friend, &Control::Refuse { request, refusal });
     }
 }
 

@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
+use super::intake::KCP_HEADER;
 use super::kcp_settings::MAX_KCP_MTU;
 use super::link::{Pipe, FRAME_KCP};
 use super::{Core, Event, PipeKey};
 use crate::id::PublicKey;
 use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
-
-/// KCP's segment header; shorter input is not KCP.
-const KCP_HEADER: usize = 24;
 
 impl Core {
     pub(super) fn pipe_mut(&mut self, (friend, conv): PipeKey) -> Option<&mut Pipe> {
@@ -75,7 +73,7 @@ impl Core {
             } else if let Some(channel) = link.channels.get_mut(&key.1) {
                 channel.scheduled = None;
                 if channel.conn.is_none() && channel.linger_until.is_some_and(|t| t <= now) {
-                    link.channels.remove(&key.1);
+                    link.remove_channel(key.1);
                     continue;
                 }
                 let _ = channel.kcp.update(ms);
@@ -83,7 +81,7 @@ impl Core {
                 if channel.kcp.is_dead_link() {
                     let refusal =
                         Refusal::new(ReasonCode::Timeout, "friend stopped acknowledging data");
-                    self.reset_channel(key, CloseReason::Reset(refusal));
+                    self.reset_channel(now, key, CloseReason::Reset(refusal));
                     continue;
                 }
             }
@@ -110,20 +108,32 @@ impl Core {
         }
         let conv = kcp::get_conv(segment);
         let ms = self.ms(now);
+        let budget = self.buffer_budget();
         let Some(link) = self.links.get_mut(&friend) else {
             return;
         };
-        let pipe = if conv == 0 {
-            &mut link.control
-        } else if let Some(channel) = link.channels.get_mut(&conv) {
-            channel.last_activity = now;
-            &mut channel.kcp
-        } else {
+        let over_budget = link.receive_held() >= budget;
+        let Some((admitted, dropped)) = link.update_intake(conv, |i, _| i.admit(segment, over_budget))
+        else {
             debug!(friend = %friend.short(), conv, "dropped segment for an unknown channel");
             return;
         };
+        if dropped > 0 {
+            if let Some(times) = self.buffer_full.hit(now) {
+                info!(friend = %friend.short(), budget_bytes = self.config.limits.buffer_per_friend, times, "dropped data from a friend over its buffer budget (limit reached); it will be resent");
+            }
+        }
+        let pipe = if conv == 0 {
+            &mut link.control
+        } else {
+            let Some(channel) = link.channels.get_mut(&conv) else {
+                return;
+            };
+            channel.last_activity = now;
+            &mut channel.kcp
+        };
         let _ = pipe.update(ms);
-        if pipe.input(segment).is_err() {
+        if pipe.input(&admitted).is_err() {
             debug!(friend = %friend.short(), conv, "dropped malformed KCP input");
             return;
         }
@@ -133,6 +143,7 @@ impl Core {
         } else {
             self.read_channel(now, (friend, conv));
         }
+        self.feed_starved(friend);
     }
 
     pub(super) fn read_control(&mut self, now: Instant, friend: PublicKey) {
@@ -156,7 +167,7 @@ impl Core {
                 request,
                 protocol,
                 target,
-            } => self.on_open(friend, request, protocol, target),
+            } => self.on_open(now, friend, request, protocol, target),
             Control::Accept { request, conv } => self.on_accept(now, friend, request, conv),
             Control::Refuse { request, refusal } => {
                 let Some(conn) = self
@@ -174,7 +185,7 @@ impl Core {
                     .get(&friend)
                     .is_some_and(|l| l.channels.contains_key(&conv))
                 {
-                    self.reset_channel((friend, conv), CloseReason::ResetByFriend(refusal));
+                    self.reset_channel(now, (friend, conv), CloseReason::ResetByFriend(refusal));
                 }
             }
         }
@@ -208,11 +219,9 @@ impl Core {
                 _ => debug!(conn, "dropped malformed channel message"),
             }
         }
-        if channel.held_credits > 0 && channel.has_room() {
-            let chunks = std::mem::take(&mut channel.held_credits);
-            self.events.push_back(Event::Credit { conn, chunks });
-        }
-        if channel.finished() {
+        let finished = channel.finished();
+        self.release_credits(key);
+        if finished {
             self.finish_channel(now, key);
         }
     }

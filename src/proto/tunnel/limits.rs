@@ -1,0 +1,83 @@
+//! What one friend may hold of this node, so that one friend cannot take it
+//! down for the others: tunnels (open or being opened, each a descriptor),
+//! bytes buffered for its channels, and control messages it has not yet
+//! acknowledged. A friend at a limit gets a REFUSE or RESET with the
+//! "limit reached" code, and the node logs it once per interval.
+
+use std::collections::BTreeMap;
+
+use crate::id::PublicKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelLimits {
+    /// Tunnels one friend may hold at once, open or being opened.
+    pub per_friend: usize,
+    /// Tunnels the whole node may hold at once: each holds a descriptor,
+    /// so the driver derives this from the descriptors it may open.
+    pub node: usize,
+    /// Bytes buffered for one friend's channels, in each direction: what
+    /// we sent and it has not acknowledged, and what it sent that we have
+    /// not yet handed on.
+    pub buffer_per_friend: usize,
+}
+
+pub const DEFAULT_TUNNELS_PER_FRIEND: usize = 256;
+pub const DEFAULT_BUFFER_PER_FRIEND: usize = 16 * 1024 * 1024;
+/// Below this a friend's budget would not hold one channel's burst.
+pub const MIN_BUFFER_PER_FRIEND: usize = 64 * 1024;
+
+impl Default for TunnelLimits {
+    fn default() -> Self {
+        TunnelLimits {
+            per_friend: DEFAULT_TUNNELS_PER_FRIEND,
+            node: usize::MAX,
+            buffer_per_friend: DEFAULT_BUFFER_PER_FRIEND,
+        }
+    }
+}
+
+impl TunnelLimits {
+    /// One friend may hold at most half of what the node may, so that a
+    /// second friend always finds room.
+    pub fn effective_per_friend(&self) -> usize {
+        self.per_friend.min(self.node / 2).max(1)
+    }
+}
+
+/// Control messages a friend may leave unacknowledged; past this its OPENs
+/// are not answered (an answer would only queue behind the rest).
+pub const MAX_CONTROL_BACKLOG: usize = 256;
+
+/// Tunnels held, per friend and in all: a tunnel counts from the local
+/// connection (client) or the OPEN we act on (server) until it is closed.
+#[derive(Debug, Default)]
+pub struct TunnelCount {
+    per_friend: BTreeMap<PublicKey, usize>,
+    total: usize,
+}
+
+impl TunnelCount {
+    pub fn take(&mut self, friend: PublicKey) {
+        *self.per_friend.entry(friend).or_default() += 1;
+        self.total += 1;
+    }
+
+    pub fn release(&mut self, friend: &PublicKey) {
+        let Some(held) = self.per_friend.get_mut(friend) else {
+            return;
+        };
+        *held -= 1;
+        if *held == 0 {
+            self.per_friend.remove(friend);
+        }
+        self.total -= 1;
+    }
+
+    pub fn held_by(&self, friend: &PublicKey) -> usize {
+        self.per_friend.get(friend).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
