@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::scripted::ScriptedFriend;
+use common::scripted::{push_segment, ScriptedFriend};
 use common::sim::{addr, Host, Net};
 use common::{write_config, Node, WAIT};
 use toxtun::id::ToxId;
@@ -128,22 +128,6 @@ fn the_real_server_refuses_with_a_reason_code() {
     server.wait_for(&["refused tunnel", "not in the allow list"], WAIT);
 }
 
-/// A KCP segment on the control channel as a misbehaving friend sends it:
-/// a PUSH of `len` bytes with sequence number `sn`.
-fn push_segment(sn: u32, len: usize) -> Vec<u8> {
-    const PUSH: u8 = 81;
-    let mut segment = Vec::with_capacity(24 + len);
-    segment.extend_from_slice(&0u32.to_le_bytes());
-    segment.extend_from_slice(&[PUSH, 0]);
-    segment.extend_from_slice(&128u16.to_le_bytes());
-    segment.extend_from_slice(&0u32.to_le_bytes());
-    segment.extend_from_slice(&sn.to_le_bytes());
-    segment.extend_from_slice(&0u32.to_le_bytes());
-    segment.extend_from_slice(&(len as u32).to_le_bytes());
-    segment.resize(24 + len, 0xEE);
-    segment
-}
-
 #[test]
 fn a_segment_larger_than_any_mtu_is_dropped_unread() {
     let now = Instant::now();
@@ -153,7 +137,7 @@ fn a_segment_larger_than_any_mtu_is_dropped_unread() {
     net.record = true;
     let now = net.now;
     net.get_mut::<ScriptedFriend>(FRIEND)
-        .send_segment(now, &push_segment(0, 1000));
+        .send_segment(now, &push_segment(0, 0, 1000));
     net.pump(&mut |_, _| false);
     let answered = net.sent.iter().filter(|(from, _)| *from == SERVER).count();
     assert!(answered > 0, "a normal segment got no acknowledgement");
@@ -161,7 +145,7 @@ fn a_segment_larger_than_any_mtu_is_dropped_unread() {
     // buffer) without a word.
     net.sent.clear();
     net.get_mut::<ScriptedFriend>(FRIEND)
-        .send_segment(now, &push_segment(2, 63 * 1024));
+        .send_segment(now, &push_segment(0, 2, 63 * 1024));
     net.pump(&mut |_, _| false);
     let answered = net.sent.iter().filter(|(from, _)| *from == SERVER).count();
     assert_eq!(answered, 0, "an oversized segment was taken in");

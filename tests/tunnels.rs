@@ -223,11 +223,7 @@ fn target_that_refuses_is_reported_fast_on_both_sides() {
     let took = closed_within(pair.tunnel("t0"));
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
     pair.server.wait_for(
-        &[
-            "refused tunnel",
-            "cannot connect",
-            "target refused",
-        ],
+        &["refused tunnel", "cannot connect", "target refused"],
         WAIT,
     );
     pair.client.wait_for(

@@ -12,6 +12,10 @@ use tracing::debug;
 use super::accept::AcceptFailures;
 use super::command::Command;
 
+/// How long `toxtun status` waits for the node: a node that cannot accept
+/// (out of descriptors) or whose loop is stuck gets a clear error, not a hang.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn socket_path(key_file: &Path) -> PathBuf {
     let mut name = key_file.as_os_str().to_owned();
     name.push(".sock");
@@ -94,6 +98,17 @@ async fn answer(stream: UnixStream, commands: mpsc::Sender<Command>) -> std::io:
 
 /// The `toxtun status` side.
 pub async fn query(path: &Path, json: bool) -> Result<String, String> {
+    tokio::time::timeout(QUERY_TIMEOUT, ask(path, json))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the node on {} did not answer within {QUERY_TIMEOUT:?}",
+                path.display()
+            ))
+        })
+}
+
+async fn ask(path: &Path, json: bool) -> Result<String, String> {
     let mut stream = UnixStream::connect(path)
         .await
         .map_err(|e| format!("no running node answers on {}: {e}", path.display()))?;

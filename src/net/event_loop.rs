@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::command::Command;
 use super::conn::{Conn, Delivered, Drained};
+use super::memory;
 use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
@@ -398,6 +399,7 @@ impl EventLoop {
                     }
                 }
                 Event::StreamLinkWanted { addr } => self.connect_stream_link(addr),
+                Event::FriendOffline(_) => memory::give_back(),
             }
         }
     }

@@ -110,10 +110,36 @@ impl Node {
         config: &Path,
         mode: &str,
     ) -> Node {
-        let mut command = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(binary());
+        let prefix = match ns {
+            Some(ns) => vec!["ip".to_string(), "netns".into(), "exec".into(), ns.into()],
+            None => Vec::new(),
+        };
+        Self::spawn(&prefix, env, name, config, mode)
+    }
+
+    /// Like `start`, with at most `descriptors` open files (soft and hard
+    /// limit, set before it starts, as a service manager would).
+    pub fn start_limited(descriptors: u64, name: &str, config: &Path, mode: &str) -> Node {
+        let prefix = [
+            "prlimit".to_string(),
+            format!("--nofile={descriptors}:{descriptors}"),
+            "--".into(),
+        ];
+        Self::spawn(&prefix, &[], name, config, mode)
+    }
+
+    /// Runs the binary behind the words of `prefix` (a wrapper command).
+    fn spawn(
+        prefix: &[String],
+        env: &[(&str, &str)],
+        name: &str,
+        config: &Path,
+        mode: &str,
+    ) -> Node {
+        let mut command = match prefix.split_first() {
+            Some((wrapper, args)) => {
+                let mut c = Command::new(wrapper);
+                c.args(args).arg(binary());
                 c
             }
             None => Command::new(binary()),

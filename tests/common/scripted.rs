@@ -37,6 +37,9 @@ pub struct ScriptedFriend {
     /// Payloads the target sent that were not control-channel KCP.
     pub other: Vec<Vec<u8>>,
     pub online: bool,
+    /// Takes in nothing the target sends inside the session, so
+    /// acknowledges none of it (the session itself stays up).
+    pub deaf: bool,
 }
 
 impl ScriptedFriend {
@@ -64,6 +67,7 @@ impl ScriptedFriend {
             received: Vec::new(),
             other: Vec::new(),
             online: false,
+            deaf: false,
         }
     }
 
@@ -114,6 +118,9 @@ impl ScriptedFriend {
     }
 
     fn on_payload(&mut self, now: Instant, payload: Vec<u8>) {
+        if self.deaf {
+            return;
+        }
         let is_control = payload.first() == Some(&FRAME_KCP)
             && payload.len() > KCP_HEADER
             && kcp::get_conv(&payload[1..]) == 0;
@@ -191,4 +198,20 @@ impl Endpoint for ScriptedFriend {
         self.take_events(now);
         self.flush(now);
     }
+}
+
+/// A KCP PUSH segment as a misbehaving friend sends it: `len` bytes on
+/// channel `conv` with sequence number `sn`.
+pub fn push_segment(conv: u32, sn: u32, len: usize) -> Vec<u8> {
+    const PUSH: u8 = 81;
+    let mut segment = Vec::with_capacity(KCP_HEADER + len);
+    segment.extend_from_slice(&conv.to_le_bytes());
+    segment.extend_from_slice(&[PUSH, 0]);
+    segment.extend_from_slice(&128u16.to_le_bytes());
+    segment.extend_from_slice(&0u32.to_le_bytes());
+    segment.extend_from_slice(&sn.to_le_bytes());
+    segment.extend_from_slice(&0u32.to_le_bytes());
+    segment.extend_from_slice(&(len as u32).to_le_bytes());
+    segment.resize(KCP_HEADER + len, 0xEE);
+    segment
 }

@@ -39,6 +39,7 @@ impl Core {
             }
         }
         self.dirty.retain(|(f, _)| *f != friend);
+        self.events.push_back(Event::FriendOffline(friend));
     }
 
     /// Both sides sent FIN and everything is acknowledged: a clean close.

@@ -22,7 +22,7 @@ pub struct TunnelLimits {
 }
 
 pub const DEFAULT_TUNNELS_PER_FRIEND: usize = 256;
-pub const DEFAULT_BUFFER_PER_FRIEND: usize = 16 * 1024 * 1024;
+pub const DEFAULT_BUFFER_PER_FRIEND: usize = 8 * 1024 * 1024;
 /// Below this a friend's budget would not hold one channel's burst.
 pub const MIN_BUFFER_PER_FRIEND: usize = 64 * 1024;
 

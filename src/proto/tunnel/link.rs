@@ -192,7 +192,12 @@ impl Link {
 
     /// Segments we sent the friend (or queued for it) not yet acknowledged.
     pub fn send_backlog(&self) -> usize {
-        self.control.wait_snd() + self.channels.values().map(|c| c.kcp.wait_snd()).sum::<usize>()
+        self.control.wait_snd()
+            + self
+                .channels
+                .values()
+                .map(|c| c.kcp.wait_snd())
+                .sum::<usize>()
     }
 
     /// The friend's path moved between direct and relayed.

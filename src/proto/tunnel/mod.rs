@@ -50,6 +50,8 @@ pub struct TunnelConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     FriendAdded(PublicKey),
+    /// The friend went offline; everything held for it is freed.
+    FriendOffline(PublicKey),
     /// Server side: connect to `target` for the friend, then call
     /// `target_connected` or `target_failed` with `request`.
     Connect {
@@ -278,7 +280,9 @@ impl Core {
                     break;
                 };
                 if let Some(packet) = frame.get(1..).filter(|p| p.len() >= KCP_HEADER) {
-                    link.update_intake(kcp::get_conv(packet), |i, window| i.saw_output(packet, window));
+                    link.update_intake(kcp::get_conv(packet), |i, window| {
+                        i.saw_output(packet, window)
+                    });
                 }
                 self.net.send(now, &friend, &frame);
             }

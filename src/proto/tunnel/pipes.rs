@@ -113,7 +113,8 @@ impl Core {
             return;
         };
         let over_budget = link.receive_held() >= budget;
-        let Some((admitted, dropped)) = link.update_intake(conv, |i, _| i.admit(segment, over_budget))
+        let Some((admitted, dropped)) =
+            link.update_intake(conv, |i, _| i.admit(segment, over_budget))
         else {
             debug!(friend = %friend.short(), conv, "dropped segment for an unknown channel");
             return;
