@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -72,4 +73,97 @@ fn a_listener_out_of_descriptors_pauses_instead_of_spinning() {
     assert!(more_lines <= 1, "{more_lines} more log lines in 2 s");
     println!("out of descriptors: {ticks} ticks of CPU and {more_lines} log lines in 2 s");
     drop(held);
+}
+
+/// Log lines a node wrote so far at the default level (tests run with -v).
+fn log_lines(node: &Node) -> usize {
+    node.log_text()
+        .lines()
+        .filter(|l| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|level| l.contains(level))
+        })
+        .count()
+}
+
+#[test]
+fn a_client_at_64_descriptors_refuses_the_excess_quietly_and_serves_again() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "prlimit missing under CI");
+        eprintln!("skipped: prlimit not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::traffic::echo_server();
+    let server_config = write_config(dir.path(), "server", "listen = 127.0.0.1:0\n");
+    let server = Node::start("server", &server_config, "server");
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "listen = 127.0.0.1:0\n[peers]\n{} = {}\n[client]\n{}",
+            server.id,
+            server.udp_addr(),
+            tunnel_line("t0", echo, &server.id)
+        ),
+    );
+    let client = Node::start_limited(64, "client", &client_config, "client");
+    let tunnel = client.tunnel_addr();
+    let pid = client.child.id();
+    let echoed = |stream: &mut TcpStream| {
+        stream
+            .set_read_timeout(Some(common::WAIT))
+            .expect("read timeout");
+        stream.write_all(b"ping").is_ok() && {
+            let mut reply = [0u8; 4];
+            stream.read_exact(&mut reply).is_ok() && &reply == b"ping"
+        }
+    };
+    let mut first = TcpStream::connect(tunnel).unwrap();
+    assert!(echoed(&mut first), "no echo before the flood");
+
+    let mut held: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect(tunnel).unwrap())
+        .collect();
+    client.wait_for(&["refused tunnel", "limit reached"], common::WAIT);
+    // The first connection and 30 of the 80 are tunnels: 31 is what 64
+    // descriptors leave room for.
+    client.wait_for_count(&["tunnel open"], 31, common::WAIT);
+    // Saturated: the 80 held, and more arriving for two seconds.
+    let before_ticks = cpu_ticks(pid);
+    let before_lines = log_lines(&client);
+    let start = Instant::now();
+    let mut arrivals = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        if let Ok(stream) = TcpStream::connect(tunnel) {
+            arrivals += 1;
+            drop(stream);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(pid) - before_ticks;
+    let lines = log_lines(&client) - before_lines;
+    println!(
+        "at 64 descriptors, 80 held and {arrivals} more arriving: {ticks} ticks of CPU and {lines} log lines in {seconds:.1} s"
+    );
+    // 100 ticks a second: 10% of a core is 10 a second.
+    assert!(
+        (ticks as f64) < 10.0 * seconds,
+        "{ticks} ticks in {seconds:.1} s"
+    );
+    assert!(
+        (lines as f64) < 10.0 * seconds,
+        "{lines} log lines in {seconds:.1} s:\n{}",
+        client.log_text()
+    );
+    assert!(
+        echoed(&mut first),
+        "the tunnel open before the flood stopped working"
+    );
+
+    held.clear();
+    let mut again = TcpStream::connect(tunnel).unwrap();
+    assert!(echoed(&mut again), "no echo once the connections closed");
 }

@@ -313,7 +313,8 @@ impl EventLoop {
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 let conn = self.new_conn(Some(stream));
-                info!(conn, tunnel = %name, %peer, %target, "local connection; opening tunnel");
+                // The core logs the opening, or the refusal at a rate.
+                debug!(conn, tunnel = %name, %peer, %target, "local connection");
                 self.core.open(now, conn, server, target);
             }
             Command::TargetConnected {

@@ -21,7 +21,7 @@ impl Core {
     /// Why the friend may not hold one more tunnel, if it may not.
     pub(super) fn tunnel_limit(&self, friend: &PublicKey) -> Option<Refusal> {
         let limits = &self.config.limits;
-        let per_friend = limits.effective_per_friend();
+        let per_friend = limits.effective_per_friend(self.config.allow.is_some());
         if self.tunnels.held_by(friend) >= per_friend {
             return Some(Refusal::new(
                 ReasonCode::LimitReached,

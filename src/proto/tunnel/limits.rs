@@ -37,10 +37,12 @@ impl Default for TunnelLimits {
 }
 
 impl TunnelLimits {
-    /// One friend may hold at most half of what the node may, so that a
-    /// second friend always finds room.
-    pub fn effective_per_friend(&self) -> usize {
-        self.per_friend.min(self.node / 2).max(1)
+    /// On a server one friend may hold at most half of what the node may,
+    /// so that a second friend always finds room. A client's tunnels are
+    /// its own local connections, to servers it chose: no such share.
+    pub fn effective_per_friend(&self, serving: bool) -> usize {
+        let share = if serving { self.node / 2 } else { self.node };
+        self.per_friend.min(share).max(1)
     }
 }
 

@@ -43,6 +43,7 @@ impl Core {
             return;
         }
         self.tunnels.take(friend);
+        info!(conn, server = %friend.short(), %target, "local connection; opening tunnel");
         let deadline = now + self.config.open_timeout;
         self.conns.insert(
             conn,
