@@ -164,6 +164,7 @@ fn a_client_at_64_descriptors_refuses_the_excess_quietly_and_serves_again() {
     );
 
     held.clear();
+    client.wait_for_count(&["tunnel closed"], 30, common::WAIT);
     let mut again = TcpStream::connect(tunnel).unwrap();
     assert!(echoed(&mut again), "no echo once the connections closed");
 }
