@@ -53,17 +53,50 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Bootstrap => run_bootstrap(settings),
         Command::Status { json } => {
             let path = crate::net::control::socket_path(&settings.node.key_file);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start runtime: {e}"))?;
             print!(
                 "{}",
-                runtime.block_on(crate::net::control::query(&path, json))?
+                small_runtime()?.block_on(crate::net::control::query(&path, json))?
             );
             Ok(())
         }
+        Command::Forget { friend } => forget(&settings, &friend),
     }
+}
+
+fn small_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))
+}
+
+/// `toxtun forget`: through the running node when there is one, else in
+/// the friends file directly.
+fn forget(settings: &Settings, friend: &str) -> Result<(), String> {
+    let key = friend
+        .parse::<PeerRef>()
+        .map_err(|e| format!("forget: '{friend}': {e}"))?
+        .key();
+    let path = crate::net::control::socket_path(&settings.node.key_file);
+    match small_runtime()?.block_on(crate::net::control::forget(&path, &key))? {
+        Some(done) => println!("{done}"),
+        None => {
+            let file = friends_file::path_for(&settings.node.key_file);
+            if !friends_file::remove(&file, &key)? {
+                return Err(format!(
+                    "{key} is not in {} (and no node is running)",
+                    file.display()
+                ));
+            }
+            println!("removed {key} from {} (no node is running)", file.display());
+        }
+    }
+    let configured = settings.server.friends.iter().any(|p| p.key() == key)
+        || settings.peers.iter().any(|p| p.peer.key() == key);
+    if configured {
+        eprintln!("warning: {key} is also in the config ([server] friends or [peers]): it comes back when the node restarts unless removed there");
+    }
+    Ok(())
 }
 
 fn run_bootstrap(settings: Settings) -> Result<(), String> {

@@ -41,6 +41,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a friend: from the running node (its tunnels are reset) and
+    /// from the remembered friends file
+    Forget {
+        /// The friend's ID or 64-hex public key
+        friend: String,
+    },
 }
 
 /// The Go toxtun (and its users) spell the flag `-config`; clap only knows

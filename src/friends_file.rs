@@ -41,6 +41,39 @@ pub fn append(path: &Path, key: &PublicKey) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot remember friend: {e}", path.display()))
 }
 
+/// Removes `key` from the file; false if it was not there. The file is
+/// rewritten whole and renamed into place, so a crash leaves the old or
+/// the new list, never half of one.
+pub fn remove(path: &Path, key: &PublicKey) -> Result<bool, String> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+    };
+    let is_key = |line: &str| line.parse::<PeerRef>().is_ok_and(|p| p.key() == *key);
+    if !text.lines().any(is_key) {
+        return Ok(false);
+    }
+    let kept: String = text
+        .lines()
+        .filter(|line| !is_key(line))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut f| f.write_all(kept.as_bytes()))
+        .and_then(|()| fs::rename(&temporary, path))
+        .map_err(|e| format!("{}: cannot rewrite: {e}", path.display()))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +88,22 @@ mod tests {
         assert_eq!(
             load(&path).unwrap(),
             vec![PublicKey([1; 32]), PublicKey([2; 32])]
+        );
+    }
+
+    #[test]
+    fn a_forgotten_friend_is_gone_and_the_rest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(&dir.path().join("toxtun.key"));
+        assert!(!remove(&path, &PublicKey([1; 32])).unwrap(), "no file yet");
+        for byte in 1..=3 {
+            append(&path, &PublicKey([byte; 32])).unwrap();
+        }
+        assert!(remove(&path, &PublicKey([2; 32])).unwrap());
+        assert!(!remove(&path, &PublicKey([2; 32])).unwrap());
+        assert_eq!(
+            load(&path).unwrap(),
+            vec![PublicKey([1; 32]), PublicKey([3; 32])]
         );
     }
 }

@@ -45,4 +45,9 @@ pub enum Command {
     Status {
         reply: tokio::sync::oneshot::Sender<crate::status::Status>,
     },
+    /// From the control socket: `toxtun forget`; the reply is for the user.
+    Forget {
+        friend: PublicKey,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
 }

@@ -1,6 +1,7 @@
 //! The local control socket: `toxtun status` asks the running node through
 //! a Unix socket beside the key file that only its user can open (0600).
 
+use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use super::accept::AcceptFailures;
 use super::command::Command;
+use crate::id::{PeerRef, PublicKey};
 
 /// How long `toxtun status` waits for the node: a node that cannot accept
 /// (out of descriptors) or whose loop is stuck gets a clear error, not a hang.
@@ -76,29 +78,76 @@ pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
     }
 }
 
+/// A request is one line: `text` or `json` (status), or `forget KEY`. The
+/// answer to `forget` is one line, starting `error: ` when it failed.
 async fn answer(stream: UnixStream, commands: mpsc::Sender<Command>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut request = String::new();
     BufReader::new(read).read_line(&mut request).await?;
-    let (reply, answer) = oneshot::channel();
-    if commands.send(Command::Status { reply }).await.is_err() {
-        return Ok(());
-    }
-    let Ok(status) = answer.await else {
-        return Ok(());
+    let request = request.trim();
+    let text = match request.strip_prefix("forget ") {
+        Some(key) => forget_answer(key, &commands).await,
+        None => status_answer(request == "json", &commands).await,
     };
-    let text = if request.trim() == "json" {
-        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
-    } else {
-        status.render_text()
+    let Some(text) = text else {
+        return Ok(());
     };
     write.write_all(text.as_bytes()).await?;
     write.shutdown().await
 }
 
+async fn status_answer(json: bool, commands: &mpsc::Sender<Command>) -> Option<String> {
+    let (reply, answer) = oneshot::channel();
+    commands.send(Command::Status { reply }).await.ok()?;
+    let status = answer.await.ok()?;
+    Some(if json {
+        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
+    } else {
+        status.render_text()
+    })
+}
+
+async fn forget_answer(key: &str, commands: &mpsc::Sender<Command>) -> Option<String> {
+    let friend = match key.parse::<PeerRef>() {
+        Ok(peer) => peer.key(),
+        Err(e) => return Some(format!("{FORGET_FAILED}'{key}': {e}\n")),
+    };
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(Command::Forget { friend, reply })
+        .await
+        .ok()?;
+    Some(match answer.await.ok()? {
+        Ok(text) => text + "\n",
+        Err(text) => format!("{FORGET_FAILED}{text}\n"),
+    })
+}
+
+const FORGET_FAILED: &str = "error: ";
+
+/// The `toxtun forget` side: what the running node did, or why it
+/// failed; None when no node runs on this key.
+pub async fn forget(path: &Path, friend: &PublicKey) -> Result<Option<String>, String> {
+    let Some(answer) = request(path, &format!("forget {friend}\n")).await? else {
+        return Ok(None);
+    };
+    let line = answer.trim_end().to_string();
+    match line.strip_prefix(FORGET_FAILED) {
+        Some(error) => Err(error.to_string()),
+        None => Ok(Some(line)),
+    }
+}
+
 /// The `toxtun status` side.
 pub async fn query(path: &Path, json: bool) -> Result<String, String> {
-    tokio::time::timeout(QUERY_TIMEOUT, ask(path, json))
+    request(path, if json { "json\n" } else { "text\n" })
+        .await?
+        .ok_or_else(|| format!("no running node answers on {}", path.display()))
+}
+
+/// None when no node listens on `path`.
+async fn request(path: &Path, line: &str) -> Result<Option<String>, String> {
+    tokio::time::timeout(QUERY_TIMEOUT, ask(path, line))
         .await
         .unwrap_or_else(|_| {
             Err(format!(
@@ -108,13 +157,16 @@ pub async fn query(path: &Path, json: bool) -> Result<String, String> {
         })
 }
 
-async fn ask(path: &Path, json: bool) -> Result<String, String> {
-    let mut stream = UnixStream::connect(path)
-        .await
-        .map_err(|e| format!("no running node answers on {}: {e}", path.display()))?;
-    let request = if json { "json\n" } else { "text\n" };
+async fn ask(path: &Path, line: &str) -> Result<Option<String>, String> {
+    let mut stream = match UnixStream::connect(path).await {
+        Ok(stream) => stream,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
     stream
-        .write_all(request.as_bytes())
+        .write_all(line.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -122,7 +174,7 @@ async fn ask(path: &Path, json: bool) -> Result<String, String> {
         .read_to_string(&mut out)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
 use crate::friends_file;
+use crate::id::PublicKey;
 use crate::proto::{ConnId, Core, Dest, Event};
 use crate::tunnel_spec::TunnelSpec;
 
@@ -354,6 +355,9 @@ impl EventLoop {
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
                 let _ = reply.send(crate::status::Status::new(&self.core.snapshot(now), udp));
             }
+            Command::Forget { friend, reply } => {
+                let _ = reply.send(self.forget(now, friend));
+            }
         }
         true
     }
@@ -402,6 +406,28 @@ impl EventLoop {
                 Event::StreamLinkWanted { addr } => self.connect_stream_link(addr),
                 Event::FriendOffline(_) => memory::give_back(),
             }
+        }
+    }
+
+    /// `toxtun forget`: out of the running node and out of the friends file.
+    fn forget(&mut self, now: Instant, friend: PublicKey) -> Result<String, String> {
+        let in_node = self.core.forget(now, &friend);
+        let file = &self.ctx.friends_file;
+        let in_file = friends_file::remove(file, &friend)?;
+        let file = file.display();
+        match (in_node, in_file) {
+            (true, true) => Ok(format!(
+                "forgot {friend}: removed from the running node and from {file}"
+            )),
+            (true, false) => Ok(format!(
+                "forgot {friend} in the running node (it was not in {file})"
+            )),
+            (false, true) => Ok(format!(
+                "removed {friend} from {file} (the running node did not hold it)"
+            )),
+            (false, false) => Err(format!(
+                "{friend} is not a friend of the running node, nor in {file}"
+            )),
         }
     }
 

@@ -19,6 +19,8 @@ pub enum OfflineReason {
     LostTunnels,
     /// The friend started a handshake holding no tunnels with us.
     ReconnectedFresh,
+    /// The operator removed it (`toxtun forget`).
+    Forgotten,
 }
 
 impl fmt::Display for OfflineReason {
@@ -31,6 +33,7 @@ impl fmt::Display for OfflineReason {
             OfflineReason::ReconnectedFresh => {
                 f.write_str("friend reconnected without its tunnels")
             }
+            OfflineReason::Forgotten => f.write_str("friend forgotten"),
         }
     }
 }

@@ -415,11 +415,34 @@ impl FriendNet {
         }
     }
 
-    /// Drops a friend request whose keys were never confirmed, with every
-    /// index and address it held.
+    /// Drops a friend request whose keys were never confirmed.
     fn forget_unconfirmed(&mut self, key: &PublicKey) {
+        if self.remove_friend(key) {
+            debug!(friend = %key.short(), "forgot a friend request whose keys were never confirmed");
+        }
+    }
+
+    /// Removes a friend from the running node (`toxtun forget`), its live
+    /// session with it; false if it was no friend.
+    pub fn forget(&mut self, key: &PublicKey) -> bool {
+        let online = self.is_online(key);
+        if !self.remove_friend(key) {
+            return false;
+        }
+        info!(friend = %key, "friend forgotten");
+        if online {
+            self.events.push_back(NetEvent::Offline {
+                friend: *key,
+                reason: OfflineReason::Forgotten,
+            });
+        }
+        true
+    }
+
+    /// Drops a friend with every index and address it held.
+    fn remove_friend(&mut self, key: &PublicKey) -> bool {
         let Some(mut friend) = self.friends.remove(key) else {
-            return;
+            return false;
         };
         let pending = friend.pending_index();
         for index in friend.sessions.clear().chain(pending) {
@@ -428,7 +451,7 @@ impl FriendNet {
         if let Some(addr) = friend.path.proven {
             self.proven.remove(&addr);
         }
-        debug!(friend = %key.short(), "forgot a friend request whose keys were never confirmed");
+        true
     }
 
     fn unix_time(&self, now: Instant) -> Duration {

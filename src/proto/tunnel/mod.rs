@@ -228,6 +228,14 @@ impl Core {
         self.net.handle_lan_datagram(now, from, bytes);
     }
 
+    /// `toxtun forget`: the friend is removed and its tunnels reset; false
+    /// if it was no friend.
+    pub fn forget(&mut self, now: Instant, friend: &PublicKey) -> bool {
+        let forgotten = self.net.forget(friend);
+        self.take_net_events(now);
+        forgotten
+    }
+
     /// Call when the time `poll_timeout` named has come.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.unflushed = true;
