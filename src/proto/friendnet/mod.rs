@@ -7,7 +7,7 @@
 //! opening), `path` (direct, relay, probes), `discovery` (bootstrap nodes),
 //! `lan_discovery`, and `timers` (every timer a friend has).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use tracing::{debug, info, trace};
 mod data;
 mod discovery;
 mod friend;
+mod friend_table;
 mod handshakes;
 mod lan_discovery;
 mod path;
@@ -45,6 +46,7 @@ use super::wire::{self, Packet};
 use crate::id::{PeerRef, PublicKey};
 use crate::token_bucket::TokenBucket;
 use friend::Friend;
+use friend_table::FriendTable;
 
 /// An unanswered handshake is sent again after this, doubling each time: a
 /// lost packet on a lossy path costs a quarter second of the first byte,
@@ -143,7 +145,7 @@ pub struct FriendNet {
     unix_at_start: Duration,
     /// Ordered, so that timers fire, and datagrams go out, in the same
     /// order on every run with the same seed.
-    friends: BTreeMap<PublicKey, Friend>,
+    friends: FriendTable,
     /// Local session (or pending initiation) index to its friend.
     indices: HashMap<u32, PublicKey>,
     transmits: VecDeque<Transmit>,
@@ -191,7 +193,7 @@ impl FriendNet {
             instance: rng.next_u64(),
             start: now,
             unix_at_start: unix_now,
-            friends: BTreeMap::new(),
+            friends: FriendTable::default(),
             indices: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -231,8 +233,7 @@ impl FriendNet {
     ) {
         let friend = self
             .friends
-            .entry(peer.key())
-            .or_insert_with(|| Friend::new(now, FIRST_RETRY));
+            .get_or_insert(peer.key(), || Friend::new(now, FIRST_RETRY));
         if let Some(id) = peer.id() {
             friend.keys.id = Some(id);
         }
@@ -306,10 +307,12 @@ impl FriendNet {
         if self.discovery.next_deadline().is_some_and(|t| t <= now) {
             self.discovery_timers(now);
         }
-        let keys: Vec<PublicKey> = self.friends.keys().copied().collect();
-        for key in keys {
+        self.reschedule_touched();
+        for key in self.friends.take_due(now) {
             self.run_friend_timers(now, key);
+            self.reschedule(key);
         }
+        self.reschedule_touched();
     }
 
     /// Call for every datagram that arrives on the node's UDP socket (or a

@@ -129,12 +129,33 @@ impl FriendNet {
             .min(self.config.keepalive + self.config.keepalive / 2)
     }
 
-    pub(super) fn next_friend_deadline(&self) -> Option<Instant> {
-        self.friends
-            .values()
-            .flat_map(|f| FriendTimer::ALL.map(|t| self.deadline(f, t)))
-            .flatten()
+    fn friend_deadline(&self, friend: &Friend) -> Option<Instant> {
+        FriendTimer::ALL
+            .into_iter()
+            .filter_map(|t| self.deadline(friend, t))
             .min()
+    }
+
+    /// The index's earliest entry, or earlier if a friend changed since it
+    /// was scheduled. An entry may be early (the friend is then visited and
+    /// rescheduled, no harm done), never late.
+    pub(super) fn next_friend_deadline(&self) -> Option<Instant> {
+        let touched = self
+            .friends
+            .touched()
+            .filter_map(|(_, f)| self.friend_deadline(f));
+        touched.chain(self.friends.earliest()).min()
+    }
+
+    pub(super) fn reschedule(&mut self, key: PublicKey) {
+        let at = self.friends.get(&key).and_then(|f| self.friend_deadline(f));
+        self.friends.set_deadline(key, at);
+    }
+
+    pub(super) fn reschedule_touched(&mut self) {
+        for key in self.friends.take_touched() {
+            self.reschedule(key);
+        }
     }
 
     /// Runs every timer of `key` that is due, each at most once, in
