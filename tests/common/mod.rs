@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod by_id;
+pub mod faulty;
 pub mod flood;
 pub mod lossy_relay;
 pub mod netns;

@@ -43,7 +43,7 @@ fn check_tools() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root".into());
     }
-    for tool in ["ip", "iptables"] {
+    for tool in ["ip", "iptables", "conntrack"] {
         let found = Command::new(tool)
             .arg("-V")
             .output()
@@ -177,6 +177,9 @@ pub struct World {
 pub const BOOTSTRAP_IP: &str = "10.0.0.2";
 pub const HOST_A_IP: &str = "192.168.1.2";
 pub const HOST_B_IP: &str = "192.168.2.2";
+/// Host B's NAT uses these ports after `rebind_b`: outside the ephemeral
+/// range, so the new mapping cannot keep the old port.
+pub const REBOUND_PORTS: &str = "20000-20999";
 
 impl World {
     pub fn new(a: NatKind, b: NatKind) -> World {
@@ -256,6 +259,39 @@ impl World {
             b,
         );
         world
+    }
+
+    /// Drops everything the router forwards, both ways, until called with
+    /// false: the path between the hosts goes dark.
+    pub fn blackout(&self, on: bool) {
+        let op = if on { "-I" } else { "-D" };
+        in_ns(&self.router, &["iptables", op, "FORWARD", "-j", "DROP"]);
+    }
+
+    /// Host B's NAT forgets its mappings and maps anew from another port
+    /// range: host B's public port changes under a live session.
+    pub fn rebind_b(&self) {
+        let wan = format!("{}3b", self.prefix);
+        in_ns(
+            &self.nat_b,
+            &[
+                "iptables",
+                "-t",
+                "nat",
+                "-I",
+                "POSTROUTING",
+                "1",
+                "-o",
+                &wan,
+                "-p",
+                "udp",
+                "-j",
+                "MASQUERADE",
+                "--to-ports",
+                REBOUND_PORTS,
+            ],
+        );
+        in_ns(&self.nat_b, &["conntrack", "-F"]);
     }
 
     fn all(&self) -> [&String; 6] {

@@ -82,8 +82,20 @@ impl Host {
         allow: Option<Vec<AllowRule>>,
         config: FriendNetConfig,
     ) -> Host {
+        Self::with_clock(port, now, seed, allow, config, UNIX_START)
+    }
+
+    /// Like `with_config`, believing the wall clock says `unix_now`.
+    pub fn with_clock(
+        port: u16,
+        now: Instant,
+        seed: u64,
+        allow: Option<Vec<AllowRule>>,
+        config: FriendNetConfig,
+        unix_now: Duration,
+    ) -> Host {
         let identity = identity(port.into());
-        let net = FriendNet::new(identity.clone(), config, now, UNIX_START, seed);
+        let net = FriendNet::new(identity.clone(), config, now, unix_now, seed);
         let tunnels = TunnelConfig {
             kcp: KcpSettings::default(),
             open_timeout: Duration::from_secs(15),

@@ -1,7 +1,7 @@
 //! Getting a session with a friend: HELLO (to learn its Noise key from its
 //! ID), handshake message 1 and 2, and what a changed instance means.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, trace, warn};
 
@@ -16,6 +16,10 @@ use crate::proto::route::Route;
 use crate::proto::session::Session;
 use crate::proto::transmit::Transmit;
 use crate::proto::wire;
+
+/// An initiator whose handshake goes unconfirmed this long has given up
+/// on it (it retries well within this), so it no longer blocks another.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
 
 impl FriendNet {
     /// Anyone may ask for our record: it is public (bootstrap nodes hand
@@ -126,17 +130,30 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
-        if friend
+        // A timestamp no newer than the last is a replay, or a friend that
+        // restarted with its clock set back (by NTP, say): refusing it would
+        // lock that friend out until its clock caught up, an hour maybe.
+        // Nothing a message 1 says takes effect before key confirmation,
+        // which a replay cannot give, so it is answered; only a handshake
+        // awaiting confirmation (and not yet given up) is not displaced.
+        let stale = friend
             .keys
             .last_timestamp
-            .is_some_and(|t| payload.timestamp <= t)
-        {
+            .is_some_and(|t| payload.timestamp <= t);
+        let pending = friend
+            .sessions
+            .next
+            .as_ref()
+            .is_some_and(|s| now < s.created + CONFIRM_WITHIN);
+        if stale && pending {
             if let Some(times) = self.logs.stale_timestamp.hit(now) {
-                warn!(%from, friend = %key.short(), times, "refused handshake: replayed or stale timestamp");
+                warn!(%from, friend = %key.short(), times, "refused handshake: replayed or stale timestamp while another awaits confirmation");
             }
             return;
         }
-        friend.keys.last_timestamp = Some(payload.timestamp);
+        if !stale {
+            friend.keys.last_timestamp = Some(payload.timestamp);
+        }
         friend.keys.noise_key = Some(responding.remote_noise);
         // An initiator that holds no tunnels makes us drop ours at
         // confirmation: say so now, as if we held none.

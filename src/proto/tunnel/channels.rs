@@ -11,8 +11,12 @@ use super::{Conn, Core, Event, PipeKey, MAX_CHUNK};
 use crate::id::PublicKey;
 use crate::proto::reason::{CloseReason, OfflineReason, ReasonCode, Refusal};
 
-/// A closed channel stays this long to acknowledge late retransmissions.
-const LINGER: Duration = Duration::from_secs(3);
+/// A closed channel stays this long to acknowledge late retransmissions:
+/// the friend's last acknowledgement may be lost in an outage, and a
+/// friend that never hears it resets a connection that had finished.
+const LINGER: Duration = Duration::from_secs(60);
+/// Closed channels kept per friend; past this the oldest goes.
+const MAX_LINGERING: usize = 256;
 
 impl Core {
     pub(super) fn link_down(&mut self, friend: PublicKey, why: OfflineReason) {
@@ -52,6 +56,7 @@ impl Core {
         };
         channel.linger_until = Some(now + LINGER);
         self.conns.remove(&conn);
+        self.forget_oldest_lingering(key.0);
         self.tunnels.release(&key.0);
         info!(conn, friend = %key.0.short(), conv = key.1, "tunnel closed: both sides finished");
         self.events.push_back(Event::Closed {
@@ -59,6 +64,32 @@ impl Core {
             reason: CloseReason::Finished,
         });
         self.dirty.insert(key);
+    }
+
+    fn forget_oldest_lingering(&mut self, friend: PublicKey) {
+        let Some(link) = self.links.get(&friend) else {
+            return;
+        };
+        let lingering = link
+            .channels
+            .iter()
+            .filter_map(|(conv, c)| c.conn.is_none().then_some((c.linger_until, *conv)));
+        if lingering.clone().count() <= MAX_LINGERING {
+            return;
+        }
+        let Some((_, conv)) = lingering.min() else {
+            return;
+        };
+        if let Some(channel) = self
+            .links
+            .get_mut(&friend)
+            .and_then(|l| l.remove_channel(conv))
+        {
+            if let Some(at) = channel.scheduled {
+                self.timers.remove(&(at, (friend, conv)));
+            }
+        }
+        self.dirty.remove(&(friend, conv));
     }
 
     /// Ends a channel at once. A reason of our own (`CloseReason::Reset`)

@@ -21,7 +21,7 @@ pub struct TunnelLimits {
     pub buffer_per_friend: usize,
 }
 
-pub const DEFAULT_TUNNELS_PER_FRIEND: usize = 256;
+pub const DEFAULT_TUNNELS_PER_FRIEND: usize = 1024;
 pub const DEFAULT_BUFFER_PER_FRIEND: usize = 8 * 1024 * 1024;
 /// Below this a friend's budget would not hold one channel's burst.
 pub const MIN_BUFFER_PER_FRIEND: usize = 64 * 1024;
