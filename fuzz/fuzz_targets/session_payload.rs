@@ -15,6 +15,7 @@ use toxtun::id::PeerRef;
 use toxtun::proto::identity::Identity;
 use toxtun::proto::tunnel::allow::AllowRule;
 use toxtun::proto::tunnel::kcp_settings::KcpSettings;
+use toxtun::proto::tunnel::limits::TunnelLimits;
 use toxtun::proto::tunnel::link::{new_pipe, Outbox, FRAME_KCP};
 use toxtun::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
 
@@ -54,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         kcp: KcpSettings::default(),
         open_timeout: Duration::from_secs(15),
         idle_timeout: Duration::from_secs(3600),
+        limits: TunnelLimits::default(),
         allow: Some(vec![AllowRule {
             host: None,
             port: None,
