@@ -47,6 +47,8 @@ pub struct FriendStatus {
     /// The friend's address on a direct path, the relay's on a relayed one.
     pub address: Option<String>,
     pub rtt_ms: Option<f64>,
+    /// The largest UDP payload the path was found to carry.
+    pub path_mtu: Option<usize>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub tunnels: usize,
@@ -87,6 +89,7 @@ impl Status {
                         PathKind::Direct(addr) | PathKind::Relayed(addr) => addr.to_string(),
                     }),
                     rtt_ms: millis(f.rtt),
+                    path_mtu: f.path_mtu,
                     bytes_in: f.bytes_in,
                     bytes_out: f.bytes_out,
                     tunnels: f.tunnels,
@@ -133,12 +136,13 @@ impl Status {
         for f in &self.friends {
             let _ = writeln!(
                 out,
-                "  {} {} {} {} rtt {} in {} B out {} B tunnels {}",
+                "  {} {} {} {} rtt {} mtu {} in {} B out {} B tunnels {}",
                 &f.key[..16],
                 if f.online { "online" } else { "offline" },
                 f.path.as_deref().unwrap_or("-"),
                 f.address.as_deref().unwrap_or("-"),
                 ms(f.rtt_ms),
+                f.path_mtu.map_or("-".to_string(), |m| m.to_string()),
                 f.bytes_in,
                 f.bytes_out,
                 f.tunnels,

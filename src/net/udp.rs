@@ -27,16 +27,44 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
             "UDP socket buffer"
         );
     }
+    // Don't-fragment on every datagram, whatever the kernel learned from
+    // ICMP: the core finds each path's size by probing (path_mtu.rs), and
+    // a datagram fragmented here would make a probe pass that the path
+    // cannot carry whole (and batched sends of that size then fail).
+    let (level, option, probe) = match addr {
+        SocketAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        ),
+        SocketAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        ),
+    };
+    if let Err(e) = set_option(&socket, level, option, probe as usize) {
+        debug!(error = %e, "cannot set don't-fragment probing mode");
+    }
     Ok(socket)
 }
 
 fn set_int(socket: &UdpSocket, option: libc::c_int, value: usize) -> std::io::Result<()> {
+    set_option(socket, libc::SOL_SOCKET, option, value)
+}
+
+fn set_option(
+    socket: &UdpSocket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: usize,
+) -> std::io::Result<()> {
     let value = value as libc::c_int;
     // SAFETY: a valid socket fd and a pointer to a live c_int of the size given.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,

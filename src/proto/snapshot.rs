@@ -54,6 +54,8 @@ pub struct FriendSnapshot {
     /// None while offline.
     pub path: Option<PathKind>,
     pub rtt: Option<Duration>,
+    /// The largest UDP payload the path was found to carry.
+    pub path_mtu: Option<usize>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Tunnelled connections open with this friend.

@@ -268,6 +268,32 @@ impl World {
         in_ns(&self.router, &["iptables", op, "FORWARD", "-j", "DROP"]);
     }
 
+    /// The link between the router and host A's NAT carries at most `mtu`
+    /// bytes a packet, both ways; the hosts' own links stay at 1500. The
+    /// two ends answer an oversized packet with ICMP "fragmentation
+    /// needed" unless `icmp` is false, when they drop those answers.
+    pub fn narrow_link_a(&self, mtu: u32, icmp: bool) {
+        let mtu = mtu.to_string();
+        for (ns, end) in [(&self.router, "2a"), (&self.nat_a, "2b")] {
+            let dev = format!("{}{end}", self.prefix);
+            in_ns(ns, &["ip", "link", "set", &dev, "mtu", &mtu]);
+            if !icmp {
+                let drop_icmp = [
+                    "iptables",
+                    "-A",
+                    "OUTPUT",
+                    "-p",
+                    "icmp",
+                    "--icmp-type",
+                    "fragmentation-needed",
+                    "-j",
+                    "DROP",
+                ];
+                in_ns(ns, &drop_icmp);
+            }
+        }
+    }
+
     /// Host B's NAT forgets its mappings and maps anew from another port
     /// range: host B's public port changes under a live session.
     pub fn rebind_b(&self) {

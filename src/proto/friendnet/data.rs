@@ -7,6 +7,7 @@ use tracing::{debug, trace};
 
 use super::friend::Slot;
 use super::path::{Evidence, FRAME_PROBE, FRAME_PROBE_ACK, FRAME_PUNCH_READY};
+use super::path_mtu::{FRAME_MTU_ACK, FRAME_MTU_PROBE};
 use super::{FriendNet, NetEvent};
 use crate::id::PublicKey;
 use crate::proto::route::Route;
@@ -53,7 +54,9 @@ impl FriendNet {
         let frame = plain.first().copied();
         let probe = matches!(
             frame,
-            Some(FRAME_PROBE | FRAME_PROBE_ACK | FRAME_PUNCH_READY)
+            Some(
+                FRAME_PROBE | FRAME_PROBE_ACK | FRAME_PUNCH_READY | FRAME_MTU_PROBE | FRAME_MTU_ACK
+            )
         );
         let evidence = match frame {
             Some(FRAME_PROBE) => Evidence::Probe,
@@ -75,12 +78,17 @@ impl FriendNet {
             friend.path.note(from, now, evidence);
         }
         self.prove_source(key, from);
-        self.mark_online(key, from);
+        self.mark_online(now, key, from);
         if frame == Some(FRAME_PROBE) {
             if let Route::Direct(addr) = from {
                 // Answer on the path the probe came by: that proves it both ways.
                 self.send_on(now, &key, Route::Direct(addr), &[FRAME_PROBE_ACK], None);
             }
+        }
+        match frame {
+            Some(FRAME_MTU_PROBE) => self.answer_mtu_probe(now, key, from, plain.len()),
+            Some(FRAME_MTU_ACK) => self.on_mtu_ack(now, key, &plain[1..]),
+            _ => {}
         }
         if plain.is_empty() || probe {
             debug!(friend = %key.short(), "keepalive received");

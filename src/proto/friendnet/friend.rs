@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use snow::HandshakeState;
 
 use super::path::PathState;
+use super::path_mtu::PathMtu;
 use crate::id::ToxId;
 use crate::proto::route::Route;
 use crate::proto::session::Session;
@@ -162,6 +163,7 @@ pub struct Friend {
     pub sessions: Sessions,
     pub connecting: Connecting,
     pub path: PathState,
+    pub mtu: PathMtu,
     pub liveness: Liveness,
     pub stats: Stats,
 }
@@ -179,6 +181,7 @@ impl Friend {
                 backoff: initial_backoff,
             },
             path: PathState::default(),
+            mtu: PathMtu::default(),
             liveness: Liveness {
                 online: false,
                 last_recv: now,

@@ -303,7 +303,7 @@ impl FriendNet {
         friend.liveness.last_recv = now;
         friend.liveness.unanswered_since = None;
         self.prove_source(key, from);
-        self.mark_online(key, from);
+        self.mark_online(now, key, from);
         // Confirms the keys to the responder, which sends nothing until then.
         self.send(now, &key, &[]);
     }

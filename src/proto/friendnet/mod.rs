@@ -23,6 +23,7 @@ mod friend_table;
 mod handshakes;
 mod lan_discovery;
 mod path;
+pub mod path_mtu;
 mod timers;
 mod under_load;
 
@@ -375,7 +376,7 @@ impl FriendNet {
         }
     }
 
-    fn mark_online(&mut self, key: PublicKey, route: Route) {
+    fn mark_online(&mut self, now: Instant, key: PublicKey, route: Route) {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
@@ -385,6 +386,7 @@ impl FriendNet {
             let addr = route.socket_addr();
             self.events
                 .push_back(NetEvent::Online { friend: key, addr });
+            self.restart_mtu(now, &key);
         }
     }
 
@@ -487,6 +489,7 @@ impl FriendNet {
                     .flatten()
                     .map(|route| route.kind()),
                 rtt: f.stats.rtt,
+                path_mtu: f.liveness.online.then(|| f.mtu.udp_payload()).flatten(),
                 bytes_in: f.stats.bytes_in,
                 bytes_out: f.stats.bytes_out,
                 tunnels: 0,

@@ -45,10 +45,12 @@ pub(super) enum FriendTimer {
     Probe,
     /// Nothing sent for `keepalive`: send an empty packet.
     Keepalive,
+    /// The path MTU search has a probe to send (again).
+    MtuProbe,
 }
 
 impl FriendTimer {
-    pub(super) const ALL: [FriendTimer; 9] = [
+    pub(super) const ALL: [FriendTimer; 10] = [
         FriendTimer::Unconfirmed,
         FriendTimer::SessionExpiry,
         FriendTimer::Silence,
@@ -58,6 +60,7 @@ impl FriendTimer {
         FriendTimer::Suspect,
         FriendTimer::Probe,
         FriendTimer::Keepalive,
+        FriendTimer::MtuProbe,
     ];
 }
 
@@ -113,6 +116,7 @@ impl FriendNet {
             FriendTimer::Keepalive => current
                 .filter(|_| live.online)
                 .map(|_| live.last_sent + self.config.keepalive),
+            FriendTimer::MtuProbe => friend.mtu.next_due().filter(|_| live.online),
         }
     }
 
@@ -223,6 +227,7 @@ impl FriendNet {
             FriendTimer::Keepalive => {
                 self.send(now, &key, &[]);
             }
+            FriendTimer::MtuProbe => self.probe_mtu(now, key),
         }
     }
 

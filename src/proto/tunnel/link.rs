@@ -113,6 +113,8 @@ impl Channel {
 pub struct Link {
     /// Whether the friend's path is the relay (see `new_pipe`).
     pub relayed: bool,
+    /// KCP's packet size on this friend's path (doc/protocol.md, path MTU).
+    pub mtu: usize,
     pub outbox: Outbox,
     pub control: Pipe,
     pub control_scheduled: Option<Instant>,
@@ -146,6 +148,7 @@ impl Link {
         let control = new_pipe(0, settings, &outbox, now_ms, relayed);
         Link {
             relayed,
+            mtu: settings.mtu,
             outbox,
             control,
             control_scheduled: None,
@@ -198,6 +201,26 @@ impl Link {
                 .values()
                 .map(|c| c.kcp.wait_snd())
                 .sum::<usize>()
+    }
+
+    /// The path's MTU changed: new segments take the new size (ones
+    /// already queued keep theirs).
+    pub fn set_mtu(&mut self, mtu: usize) {
+        if self.mtu == mtu {
+            return;
+        }
+        self.mtu = mtu;
+        let _ = self.control.set_mtu(mtu);
+        for channel in self.channels.values_mut() {
+            let _ = channel.kcp.set_mtu(mtu);
+        }
+    }
+
+    /// A new channel's KCP instance, at the path's MTU.
+    pub fn new_channel_pipe(&self, conv: u32, settings: &KcpSettings, now_ms: u32) -> Pipe {
+        let mut kcp = new_pipe(conv, settings, &self.outbox, now_ms, self.relayed);
+        let _ = kcp.set_mtu(self.mtu);
+        kcp
     }
 
     /// The friend's path moved between direct and relayed.

@@ -280,8 +280,10 @@ impl Core {
         let friends: Vec<PublicKey> = self.links.keys().copied().collect();
         for friend in friends {
             let relayed = self.net.is_relayed(now, &friend);
+            let mtu = (self.net.path_payload(now, &friend) - 1).min(self.config.kcp.mtu);
             if let Some(link) = self.links.get_mut(&friend) {
                 link.set_relayed(&self.config.kcp, relayed);
+                link.set_mtu(mtu);
             }
             while let Some(link) = self.links.get_mut(&friend) {
                 let Some(frame) = link.outbox.pop() else {

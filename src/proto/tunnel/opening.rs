@@ -7,7 +7,7 @@ use tracing::{debug, info};
 
 use super::allow;
 use super::control::{Control, PROTOCOL_TCP};
-use super::link::{new_pipe, Channel, ConnId, Link};
+use super::link::{Channel, ConnId, Link};
 use super::{Conn, Core, Event};
 use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
@@ -194,7 +194,7 @@ impl Core {
         let Some(link) = self.links.get_mut(&friend) else {
             return;
         };
-        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
+        let kcp = link.new_channel_pipe(conv, &self.config.kcp, ms);
         link.channels.insert(conv, Channel::new(kcp, conn, now));
         self.conns.insert(conn, Conn::Open { friend, conv });
         self.ensure_idle_sweep(now);
@@ -217,7 +217,7 @@ impl Core {
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
-        let kcp = new_pipe(conv, &self.config.kcp, &link.outbox, ms, link.relayed);
+        let kcp = link.new_channel_pipe(conv, &self.config.kcp, ms);
         link.channels.insert(conv, Channel::new(kcp, conn, now));
         self.conns.insert(conn, Conn::Open { friend, conv });
         self.send_control(now, friend, &Control::Accept { request, conv });
