@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tracing::{debug, trace};
 
+use super::fragments::FRAME_FRAGMENT;
 use super::friend::Slot;
 use super::path::{Evidence, FRAME_PROBE, FRAME_PROBE_ACK, FRAME_PUNCH_READY};
 use super::path_mtu::{FRAME_MTU_ACK, FRAME_MTU_PROBE};
@@ -90,6 +91,20 @@ impl FriendNet {
             Some(FRAME_MTU_ACK) => self.on_mtu_ack(now, key, &plain[1..]),
             _ => {}
         }
+        if frame == Some(FRAME_FRAGMENT) {
+            let whole = self
+                .friends
+                .get_mut(&key)
+                .and_then(|f| f.fragments.add(&plain));
+            self.scratch = plain;
+            if let Some(payload) = whole {
+                self.events.push_back(NetEvent::Received {
+                    friend: key,
+                    payload,
+                });
+            }
+            return;
+        }
         if plain.is_empty() || probe {
             debug!(friend = %key.short(), "keepalive received");
             self.scratch = plain;
@@ -114,11 +129,23 @@ impl FriendNet {
 
     /// Encrypts `payload` to the friend on its current session; false if the
     /// friend has none (the caller's reliability layer will retry).
+    /// A payload larger than the path carries (queued before it shrank)
+    /// goes in pieces.
     pub fn send(&mut self, now: Instant, key: &PublicKey, payload: &[u8]) -> bool {
         let Some(route) = self.route_to(now, key) else {
             return false;
         };
-        self.send_on(now, key, route, payload, None)
+        let Some(friend) = self.friends.get_mut(key) else {
+            return false;
+        };
+        let limit = friend.mtu.payload();
+        if payload.len() <= limit {
+            return self.send_on(now, key, route, payload, None);
+        }
+        let pieces = friend.fragments.split(payload, limit);
+        pieces
+            .iter()
+            .all(|piece| self.send_on(now, key, route, piece, None))
     }
 
     pub(super) fn send_on(

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use snow::HandshakeState;
 
+use super::fragments::Fragments;
 use super::path::PathState;
 use super::path_mtu::PathMtu;
 use crate::id::ToxId;
@@ -164,6 +165,7 @@ pub struct Friend {
     pub connecting: Connecting,
     pub path: PathState,
     pub mtu: PathMtu,
+    pub fragments: Fragments,
     pub liveness: Liveness,
     pub stats: Stats,
 }
@@ -182,6 +184,7 @@ impl Friend {
             },
             path: PathState::default(),
             mtu: PathMtu::default(),
+            fragments: Fragments::default(),
             liveness: Liveness {
                 online: false,
                 last_recv: now,

@@ -18,6 +18,7 @@ use tracing::{debug, info, trace};
 
 mod data;
 mod discovery;
+mod fragments;
 mod friend;
 mod friend_table;
 mod handshakes;

@@ -83,6 +83,21 @@ impl PathMtu {
         });
     }
 
+    /// Above the base: a path that shrank could be swallowing our data.
+    pub fn above_base(&self) -> bool {
+        self.relayed
+            .is_some_and(|r| self.confirmed > BASE_UDP_PAYLOAD - overhead(r))
+    }
+
+    /// Data went unanswered while above the base: the path may have
+    /// shrunk. Back to the base (what is queued larger goes in pieces) and
+    /// search again.
+    pub fn shrink(&mut self, now: Instant) {
+        if let Some(relayed) = self.relayed {
+            self.restart(now, relayed);
+        }
+    }
+
     pub fn next_due(&self) -> Option<Instant> {
         self.probe.as_ref().map(|p| p.due)
     }
