@@ -29,9 +29,7 @@ fn open_descriptors(pid: u32) -> usize {
 
 #[test]
 fn a_listener_out_of_descriptors_pauses_instead_of_spinning() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "prlimit missing under CI");
-        eprintln!("skipped: prlimit not installed");
+    if !common::has_prlimit() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -89,9 +87,7 @@ fn log_lines(node: &Node) -> usize {
 
 #[test]
 fn a_client_at_64_descriptors_refuses_the_excess_quietly_and_serves_again() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "prlimit missing under CI");
-        eprintln!("skipped: prlimit not installed");
+    if !common::has_prlimit() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

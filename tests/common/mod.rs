@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Whether prlimit is here to limit a node's descriptors; without it a
+/// test reports and skips, except under CI, where it must be.
+pub fn has_prlimit() -> bool {
+    if Command::new("prlimit").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "prlimit missing under CI");
+    eprintln!("skipped: prlimit not installed");
+    false
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_toxtun"))
 }
