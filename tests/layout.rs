@@ -120,7 +120,10 @@ fn paths_in(text: &str) -> Vec<(usize, String)> {
     let mut offset = 0;
     while let Some(at) = rest.find("use ") {
         let start = offset + at;
-        let boundary = start == 0 || !code.as_bytes()[start - 1].is_ascii_alphanumeric();
+        let boundary = start == 0 || {
+            let before = code.as_bytes()[start - 1];
+            !(before.is_ascii_alphanumeric() || before == b'_')
+        };
         let Some(end) = code[start..].find(';') else {
             break;
         };

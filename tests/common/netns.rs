@@ -273,8 +273,17 @@ impl World {
     /// two ends answer an oversized packet with ICMP "fragmentation
     /// needed" unless `icmp` is false, when they drop those answers.
     pub fn narrow_link_a(&self, mtu: u32, icmp: bool) {
+        self.narrow([(&self.router, "2a"), (&self.nat_a, "2b")], mtu, icmp);
+    }
+
+    /// The same for the bootstrap node's link: what it relays must fit.
+    pub fn narrow_bootstrap_link(&self, mtu: u32, icmp: bool) {
+        self.narrow([(&self.bootstrap, "1a"), (&self.router, "1b")], mtu, icmp);
+    }
+
+    fn narrow(&self, ends: [(&String, &str); 2], mtu: u32, icmp: bool) {
         let mtu = mtu.to_string();
-        for (ns, end) in [(&self.router, "2a"), (&self.nat_a, "2b")] {
+        for (ns, end) in ends {
             let dev = format!("{}{end}", self.prefix);
             in_ns(ns, &["ip", "link", "set", &dev, "mtu", &mtu]);
             if !icmp {

@@ -124,6 +124,7 @@ impl FriendNet {
     pub fn expect_answer(&mut self, now: Instant, key: &PublicKey) {
         if let Some(friend) = self.friends.get_mut(key) {
             friend.liveness.unanswered_since.get_or_insert(now);
+            friend.mtu.note_data_sent(now);
         }
     }
 

@@ -8,10 +8,19 @@
 //! path that drops it works the same. A new route (direct or relayed, or
 //! a friend back online) starts again from the base.
 //!
+//! Once the search is done, a path that carries data above the base is
+//! confirmed every `CONFIRM_EVERY` while data flows, with a probe of the
+//! size in use: a path that shrank (a VPN coming up, a route change)
+//! swallows the probe and the friend's other packets say nothing about
+//! it, so only this notices. Unanswered twice, the path goes back to the
+//! base and the search starts again.
+//!
 //! Sizes here are of the sealed payload a DATA packet carries (a frame
 //! type and what follows), which is what the tunnel core fills.
 
 use std::time::{Duration, Instant};
+
+use tracing::info;
 
 use super::FriendNet;
 use crate::id::PublicKey;
@@ -29,6 +38,9 @@ const PRECISION: usize = 16;
 /// A probe is sent this many times before its size is judged too big.
 const TRIES: u32 = 2;
 const PROBE_WAIT: Duration = Duration::from_millis(400);
+/// How often a size above the base is confirmed while data flows: with
+/// `TRIES` and `PROBE_WAIT`, a path that shrank is noticed within 2 s.
+const CONFIRM_EVERY: Duration = Duration::from_millis(1200);
 
 /// Frames the friend network handles itself: a padded probe, and its
 /// acknowledgement naming the size that arrived (two bytes, big-endian).
@@ -40,6 +52,8 @@ struct Probe {
     size: usize,
     tries: u32,
     due: Instant,
+    /// Whether this probe confirms the size in use rather than searching.
+    confirming: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -53,6 +67,9 @@ pub struct PathMtu {
     /// node sends, at first).
     too_big: usize,
     probe: Option<Probe>,
+    /// When data that needs an answer was last sent: a path is confirmed
+    /// only while it is in use.
+    data_sent: Option<Instant>,
 }
 
 fn overhead(relayed: bool) -> usize {
@@ -80,43 +97,65 @@ impl PathMtu {
             size: 1 + MAX_KCP_MTU,
             tries: 0,
             due: now,
+            confirming: false,
         });
     }
 
-    /// Above the base: a path that shrank could be swallowing our data.
-    pub fn above_base(&self) -> bool {
+    fn above_base(&self) -> bool {
         self.relayed
             .is_some_and(|r| self.confirmed > BASE_UDP_PAYLOAD - overhead(r))
     }
 
-    /// Data went unanswered while above the base: the path may have
-    /// shrunk. Back to the base (what is queued larger goes in pieces) and
-    /// search again.
-    pub fn shrink(&mut self, now: Instant) {
-        if let Some(relayed) = self.relayed {
-            self.restart(now, relayed);
-        }
+    /// Data that needs an answer went out: the path is in use.
+    pub fn note_data_sent(&mut self, now: Instant) {
+        self.data_sent = Some(now);
     }
 
+    /// When the next probe is due. A confirmation waits for data: an idle
+    /// friend is not probed.
     pub fn next_due(&self) -> Option<Instant> {
-        self.probe.as_ref().map(|p| p.due)
+        let probe = self.probe.as_ref()?;
+        let idle = probe.confirming
+            && probe.tries == 0
+            && self
+                .data_sent
+                .is_none_or(|sent| sent + CONFIRM_EVERY < probe.due);
+        (!idle).then_some(probe.due)
     }
 
-    /// The next size to try, or None when the search is done.
+    /// The next size to try; once the search is done, a confirmation of
+    /// the size found (if above the base).
     fn next_probe(&mut self, now: Instant) {
-        self.probe = (self.too_big - self.confirmed > PRECISION).then(|| Probe {
-            size: (self.confirmed + self.too_big) / 2,
-            tries: 0,
-            due: now,
-        });
+        self.probe = if self.too_big - self.confirmed > PRECISION {
+            Some(Probe {
+                size: (self.confirmed + self.too_big) / 2,
+                tries: 0,
+                due: now,
+                confirming: false,
+            })
+        } else {
+            self.above_base().then(|| Probe {
+                size: self.confirmed,
+                tries: 0,
+                due: now + CONFIRM_EVERY,
+                confirming: true,
+            })
+        };
     }
 
     /// The probe timer: the size to send now, if any.
     fn due(&mut self, now: Instant) -> Option<usize> {
         let probe = self.probe.as_mut()?;
         if probe.tries >= TRIES {
-            self.too_big = probe.size;
-            self.next_probe(now);
+            if probe.confirming {
+                // The path shrank: back to the base (what is queued larger
+                // goes in pieces) and search again.
+                let relayed = self.relayed.unwrap_or(true);
+                self.restart(now, relayed);
+            } else {
+                self.too_big = probe.size;
+                self.next_probe(now);
+            }
             return self.due(now);
         }
         probe.tries += 1;
@@ -131,7 +170,7 @@ impl PathMtu {
         if self
             .probe
             .as_ref()
-            .is_some_and(|p| p.size <= self.confirmed)
+            .is_some_and(|p| p.size <= self.confirmed && size >= p.size)
         {
             self.next_probe(now);
         }
@@ -170,7 +209,16 @@ impl FriendNet {
         if friend.mtu.relayed != Some(relayed) {
             friend.mtu.restart(now, relayed);
         }
-        let Some(size) = friend.mtu.due(now) else {
+        let before = friend.mtu.udp_payload();
+        let size = friend.mtu.due(now);
+        if friend.mtu.udp_payload() < before {
+            info!(
+                friend = %key.short(),
+                was = before.unwrap_or_default(),
+                "path MTU no longer confirmed: back to the base size, searching again"
+            );
+        }
+        let Some(size) = size else {
             return;
         };
         let mut probe = vec![0u8; size];
@@ -214,13 +262,10 @@ impl FriendNet {
 mod tests {
     use super::*;
 
-    /// Runs a search against a path that carries payloads up to `fits`.
-    fn search(fits: usize) -> (usize, Duration) {
-        let start = Instant::now();
-        let mut now = start;
-        let mut mtu = PathMtu::default();
-        mtu.restart(now, false);
-        while let Some(due) = mtu.next_due() {
+    /// Runs the probe timer against a path that carries payloads up to
+    /// `fits` until nothing is due or `until`.
+    fn run(mtu: &mut PathMtu, mut now: Instant, until: Instant, fits: usize) -> Instant {
+        while let Some(due) = mtu.next_due().filter(|&due| due <= until) {
             now = now.max(due);
             if let Some(size) = mtu.due(now) {
                 if size <= fits {
@@ -228,7 +273,46 @@ mod tests {
                 }
             }
         }
-        (mtu.payload(), now - start)
+        now
+    }
+
+    /// Runs a search against a path that carries payloads up to `fits`,
+    /// no data flowing.
+    fn search(fits: usize) -> (usize, Duration) {
+        let start = Instant::now();
+        let mut mtu = PathMtu::default();
+        mtu.restart(start, false);
+        let end = run(&mut mtu, start, start + Duration::from_secs(60), fits);
+        (mtu.payload(), end - start)
+    }
+
+    #[test]
+    fn a_path_that_shrinks_under_data_goes_back_to_the_base_within_2_s() {
+        let start = Instant::now();
+        let mut mtu = PathMtu::default();
+        mtu.restart(start, false);
+        let largest = 1 + MAX_KCP_MTU;
+        let found = run(&mut mtu, start, start + Duration::from_secs(60), largest);
+        assert_eq!(mtu.payload(), largest);
+        assert_eq!(mtu.next_due(), None, "an idle friend is not probed");
+        let base = BASE_UDP_PAYLOAD - overhead(false);
+        let shrunk = found + Duration::from_secs(10);
+        mtu.note_data_sent(shrunk);
+        let mut now = shrunk;
+        while mtu.payload() > base {
+            let due = mtu.next_due().expect("a path carrying data is confirmed");
+            assert!(due - shrunk < Duration::from_secs(2), "still not shrunk");
+            now = now.max(due);
+            mtu.note_data_sent(now);
+            if let Some(size) = mtu.due(now) {
+                if size <= base {
+                    mtu.acknowledged(now, size);
+                }
+            }
+        }
+        let end = run(&mut mtu, now, now + Duration::from_secs(60), base);
+        assert_eq!(mtu.payload(), base);
+        assert!(end - now < Duration::from_secs(5), "searched again");
     }
 
     #[test]

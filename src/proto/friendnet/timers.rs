@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::info;
-
 use super::friend::Friend;
 use super::{FriendNet, OfflineReason, FIRST_RETRY, MAX_RETRY};
 use crate::id::PublicKey;
@@ -118,17 +116,7 @@ impl FriendNet {
             FriendTimer::Keepalive => current
                 .filter(|_| live.online)
                 .map(|_| live.last_sent + self.config.keepalive),
-            FriendTimer::MtuProbe => {
-                let black_hole = live
-                    .unanswered_since
-                    .filter(|_| friend.mtu.above_base())
-                    .map(|since| since + self.suspect_after(friend));
-                [friend.mtu.next_due(), black_hole]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .filter(|_| live.online)
-            }
+            FriendTimer::MtuProbe => friend.mtu.next_due().filter(|_| live.online),
         }
     }
 
@@ -192,10 +180,6 @@ impl FriendNet {
     fn fire(&mut self, now: Instant, key: PublicKey, timer: FriendTimer) {
         let keepalive = self.config.keepalive;
         let direct_lifetime = self.direct_lifetime();
-        let suspect_after = self
-            .friends
-            .get(&key)
-            .map_or(Duration::ZERO, |f| self.suspect_after(f));
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
@@ -243,17 +227,7 @@ impl FriendNet {
             FriendTimer::Keepalive => {
                 self.send(now, &key, &[]);
             }
-            FriendTimer::MtuProbe => {
-                let unanswered = friend
-                    .liveness
-                    .unanswered_since
-                    .is_some_and(|since| now >= since + suspect_after);
-                if unanswered && friend.mtu.above_base() {
-                    info!(friend = %key.short(), "data unanswered: back to the base path MTU, searching again");
-                    friend.mtu.shrink(now);
-                }
-                self.probe_mtu(now, key);
-            }
+            FriendTimer::MtuProbe => self.probe_mtu(now, key),
         }
     }
 
