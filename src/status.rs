@@ -52,6 +52,24 @@ pub struct FriendStatus {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub tunnels: usize,
+    /// The path's congestion controller; None when off or offline.
+    pub congestion: Option<CongestionStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CongestionStatus {
+    pub phase: String,
+    pub bandwidth_mbit: Option<f64>,
+    pub min_rtt_ms: Option<f64>,
+    pub pacing_mbit: Option<f64>,
+    pub window_bytes: u64,
+    pub in_flight_bytes: u64,
+    pub queued_bytes: usize,
+    pub resent_segments: u64,
+}
+
+fn mbit(bytes_a_second: Option<f64>) -> Option<f64> {
+    bytes_a_second.map(|b| b * 8.0 / 1e6)
 }
 
 fn millis(value: Option<Duration>) -> Option<f64> {
@@ -93,6 +111,16 @@ impl Status {
                     bytes_in: f.bytes_in,
                     bytes_out: f.bytes_out,
                     tunnels: f.tunnels,
+                    congestion: f.congestion.as_ref().map(|c| CongestionStatus {
+                        phase: c.phase.to_string(),
+                        bandwidth_mbit: mbit(c.bandwidth),
+                        min_rtt_ms: millis(c.min_rtt),
+                        pacing_mbit: mbit(c.pacing_rate),
+                        window_bytes: c.window,
+                        in_flight_bytes: c.in_flight,
+                        queued_bytes: c.queued,
+                        resent_segments: c.resent,
+                    }),
                 })
                 .collect(),
             counters: CountersStatus {
@@ -147,6 +175,21 @@ impl Status {
                 f.bytes_out,
                 f.tunnels,
             );
+            if let Some(c) = &f.congestion {
+                let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} Mbit/s"));
+                let _ = writeln!(
+                    out,
+                    "    path {}: bandwidth {} pacing {} min rtt {} window {} B in flight {} B queued {} B resent {}",
+                    c.phase,
+                    rate(c.bandwidth_mbit),
+                    rate(c.pacing_mbit),
+                    ms(c.min_rtt_ms),
+                    c.window_bytes,
+                    c.in_flight_bytes,
+                    c.queued_bytes,
+                    c.resent_segments,
+                );
+            }
         }
         out
     }

@@ -133,3 +133,12 @@ fn seed_56_a_blackout_swallows_the_last_acknowledgement() {
 fn seed_106_a_dead_handshake_blocks_the_restarted_client() {
     check(106);
 }
+
+/// The server restarted with the client's data all handed over and only
+/// retransmissions going out: those were not counted as awaiting an
+/// answer, so the client never suspected the restart and the new tunnels'
+/// requests went to the dead session until they timed out.
+#[test]
+fn seed_4_retransmissions_alone_reveal_a_restarted_server() {
+    check(4);
+}

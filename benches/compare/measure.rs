@@ -228,3 +228,80 @@ impl Holder {
 pub fn open_idle(entry: SocketAddr, n: usize) -> Vec<TcpStream> {
     (0..n).map(|_| TcpStream::connect(entry).unwrap()).collect()
 }
+
+/// Sends to each connection until it closes, on every address of the
+/// namespace it is started in (direct TCP from another host reaches it).
+pub fn endless_source() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let chunk = vec![0xa5u8; 64 * 1024];
+                while stream.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+/// Reads from `entry` for `warmup`, then counts what arrives over
+/// `window`: Mbit/s of goodput once the sender is up to speed.
+pub fn goodput_mbit(entry: SocketAddr, warmup: Duration, window: Duration) -> f64 {
+    let mut stream = TcpStream::connect(entry).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let start = Instant::now();
+    let (counting, end) = (start + warmup, start + warmup + window);
+    let mut counted = 0;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return counted as f64 * 8.0 / MB / window.as_secs_f64();
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("download through {entry} ended early"),
+            Ok(n) if now >= counting => counted += n,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("download through {entry}: {e}"),
+        }
+    }
+}
+
+/// A 64-byte request and its echo every `every`, for `duration`: each
+/// round trip.
+pub fn pings(entry: SocketAddr, every: Duration, duration: Duration) -> Vec<Duration> {
+    let mut stream = TcpStream::connect(entry).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 64];
+    // The first answer also waits for the tunnel to open: not a sample.
+    stream.write_all(&[0xff; 64]).unwrap();
+    stream.read_exact(&mut buf).unwrap();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let mut next = start;
+    while next < start + duration {
+        let now = Instant::now();
+        if next > now {
+            // The schedule itself: one request per tick.
+            std::thread::sleep(next - now);
+        }
+        let sent = Instant::now();
+        stream.write_all(&[samples.len() as u8; 64]).unwrap();
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, [samples.len() as u8; 64]);
+        samples.push(sent.elapsed());
+        next += every;
+    }
+    samples
+}
+
+/// The `p`th percentile of `samples`.
+pub fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}

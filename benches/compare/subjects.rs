@@ -36,13 +36,47 @@ pub enum Path<'a> {
     Namespace(&'a str),
     /// The client sends to a relay that forwards to the server's UDP port.
     Relay(&'a dyn Fn(SocketAddr) -> SocketAddr),
+    /// The server in one namespace, reached at `server_ip`; the client in
+    /// another.
+    Split {
+        server_ns: &'a str,
+        server_ip: &'a str,
+        client_ns: &'a str,
+    },
 }
 
 impl Path<'_> {
-    fn namespace(&self) -> Option<&str> {
+    fn server_ns(&self) -> Option<&str> {
         match self {
-            Path::Namespace(ns) => Some(ns),
+            Path::Namespace(ns) | Path::Split { server_ns: ns, .. } => Some(ns),
             _ => None,
+        }
+    }
+
+    fn client_ns(&self) -> Option<&str> {
+        match self {
+            Path::Namespace(ns) | Path::Split { client_ns: ns, .. } => Some(ns),
+            _ => None,
+        }
+    }
+
+    /// The address the server listens on, given a port.
+    fn server_listen(&self, port: u16) -> SocketAddr {
+        let ip = match self {
+            Path::Split { .. } => [0, 0, 0, 0],
+            _ => [127, 0, 0, 1],
+        };
+        SocketAddr::from((ip, port))
+    }
+
+    /// Where the client sends to reach the server's `udp` address.
+    fn reach(&self, udp: SocketAddr) -> SocketAddr {
+        match self {
+            Path::Relay(relay) => relay(udp),
+            Path::Split { server_ip, .. } => {
+                SocketAddr::new(server_ip.parse().unwrap(), udp.port())
+            }
+            _ => udp,
         }
     }
 }
@@ -59,22 +93,17 @@ pub fn direct(targets: &[SocketAddr]) -> Subject {
 
 pub fn toxtun(targets: &[SocketAddr], path: Path) -> Subject {
     let dir = tempfile::tempdir().unwrap();
-    let base = "listen = 127.0.0.1:0\n";
-    let ns = path.namespace();
-    let server_config = write_config(dir.path(), "server", base);
-    let server = Node::start_in(ns, "server", &server_config, "server");
-    let server_udp = server.udp_addr();
-    let reach = match path {
-        Path::Relay(relay) => relay(server_udp),
-        _ => server_udp,
-    };
+    let base = format!("listen = {}\n", path.server_listen(0));
+    let server_config = write_config(dir.path(), "server", &base);
+    let server = Node::start_in(path.server_ns(), "server", &server_config, "server");
+    let reach = path.reach(server.udp_addr());
     let lines = tunnel_lines(targets, &server.id);
     let client_config = write_config(
         dir.path(),
         "client",
         &format!("{base}[peers]\n{} = {reach}\n[client]\n{lines}", server.id),
     );
-    let client = Node::start_in(ns, "client", &client_config, "client");
+    let client = Node::start_in(path.client_ns(), "client", &client_config, "client");
     let entries = (0..targets.len())
         .map(|i| client.named_tunnel_addr(&format!("t{i}")))
         .collect();
@@ -125,7 +154,6 @@ fn spawn_in(ns: Option<&str>, program: &str, args: &[String]) -> Child {
 /// no encryption. One server/client pair per target (kcptun forwards to
 /// one target).
 pub fn kcptun(targets: &[SocketAddr], path: Path) -> Subject {
-    let ns = path.namespace();
     let fast = [
         "--mode",
         "fast3",
@@ -146,8 +174,7 @@ pub fn kcptun(targets: &[SocketAddr], path: Path) -> Subject {
     let mut children = Vec::new();
     let mut entries = Vec::new();
     for target in targets {
-        let server_port = free_port(ns);
-        let server_udp = SocketAddr::from(([127, 0, 0, 1], server_port));
+        let server_udp = path.server_listen(free_port(path.server_ns()));
         let mut args = vec![
             "-l".into(),
             server_udp.to_string(),
@@ -155,12 +182,13 @@ pub fn kcptun(targets: &[SocketAddr], path: Path) -> Subject {
             target.to_string(),
         ];
         args.extend(fast.iter().cloned());
-        children.push(KillOnDrop(spawn_in(ns, "kcptun-server", &args)));
-        let reach = match path {
-            Path::Relay(relay) => relay(server_udp),
-            _ => server_udp,
-        };
-        let local = SocketAddr::from(([127, 0, 0, 1], free_port(ns)));
+        children.push(KillOnDrop(spawn_in(
+            path.server_ns(),
+            "kcptun-server",
+            &args,
+        )));
+        let reach = path.reach(SocketAddr::from(([127, 0, 0, 1], server_udp.port())));
+        let local = SocketAddr::from(([127, 0, 0, 1], free_port(path.client_ns())));
         let mut args = vec![
             "-l".into(),
             local.to_string(),
@@ -168,11 +196,15 @@ pub fn kcptun(targets: &[SocketAddr], path: Path) -> Subject {
             reach.to_string(),
         ];
         args.extend(fast.iter().cloned());
-        children.push(KillOnDrop(spawn_in(ns, "kcptun-client", &args)));
+        children.push(KillOnDrop(spawn_in(
+            path.client_ns(),
+            "kcptun-client",
+            &args,
+        )));
         entries.push(local);
     }
     for entry in &entries {
-        wait_listening(ns, *entry);
+        wait_listening(path.client_ns(), *entry);
     }
     Subject {
         name: "kcptun",

@@ -16,7 +16,8 @@ use toxtun::proto::identity::Identity;
 use toxtun::proto::tunnel::allow::AllowRule;
 use toxtun::proto::tunnel::kcp_settings::KcpSettings;
 use toxtun::proto::tunnel::limits::TunnelLimits;
-use toxtun::proto::tunnel::link::{new_pipe, Outbox, FRAME_KCP};
+use toxtun::proto::tunnel::link::new_pipe;
+use toxtun::proto::tunnel::outbox::{Outbox, FRAME_KCP};
 use toxtun::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
 
 const UNIX: Duration = Duration::from_secs(1_800_000_000);
@@ -88,10 +89,10 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let outbox = Outbox::default();
-            let mut control = new_pipe(0, &KcpSettings::default(), &outbox, 0, false);
+            let mut control = new_pipe(0, &KcpSettings::default(), &outbox, 0);
             let _ = control.send(payload);
             let _ = control.flush();
-            while let Some(frame) = outbox.pop() {
+            while let Some(frame) = outbox.pop(now, None) {
                 friend.send(now, &key, &frame);
             }
         }

@@ -60,4 +60,22 @@ pub struct FriendSnapshot {
     pub bytes_out: u64,
     /// Tunnelled connections open with this friend.
     pub tunnels: usize,
+    /// The path's congestion controller; None when off or offline.
+    pub congestion: Option<CongestionSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CongestionSnapshot {
+    pub phase: &'static str,
+    /// Bytes a second the path is estimated to deliver.
+    pub bandwidth: Option<f64>,
+    pub min_rtt: Option<Duration>,
+    pub pacing_rate: Option<f64>,
+    /// Bytes that may be in flight, and that are.
+    pub window: u64,
+    pub in_flight: u64,
+    /// Bytes waiting in the pacer.
+    pub queued: usize,
+    /// Data segments sent again since the friend came online.
+    pub resent: u64,
 }

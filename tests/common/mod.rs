@@ -2,11 +2,13 @@
 #![allow(dead_code)]
 
 pub mod by_id;
+pub mod delay_line;
 pub mod faulty;
 pub mod flood;
 pub mod lossy_relay;
 pub mod netns;
 pub mod scripted;
+pub mod shaped;
 pub mod sim;
 pub mod traffic;
 

@@ -64,7 +64,7 @@ fn run(args: &[&str]) {
     );
 }
 
-fn in_ns(ns: &str, args: &[&str]) {
+pub(super) fn in_ns(ns: &str, args: &[&str]) {
     let mut full = vec!["ip", "netns", "exec", ns];
     full.extend_from_slice(args);
     run(&full);
@@ -327,6 +327,11 @@ impl World {
             ],
         );
         in_ns(&self.nat_b, &["conntrack", "-F"]);
+    }
+
+    /// The name of end `a` or `b` of link `tag` (`{prefix}{tag}{end}`).
+    pub(super) fn device(&self, tag_and_end: &str) -> String {
+        format!("{}{tag_and_end}", self.prefix)
     }
 
     fn all(&self) -> [&String; 6] {

@@ -15,7 +15,8 @@ use toxtun::id::{PeerRef, ToxId};
 use toxtun::proto::identity::Identity;
 use toxtun::proto::tunnel::control::Control;
 use toxtun::proto::tunnel::kcp_settings::KcpSettings;
-use toxtun::proto::tunnel::link::{new_pipe, Outbox, Pipe, FRAME_KCP};
+use toxtun::proto::tunnel::link::{new_pipe, Pipe};
+use toxtun::proto::tunnel::outbox::{Outbox, FRAME_KCP};
 use toxtun::proto::{FriendNet, NetEvent, Transmit};
 
 use super::sim::{identity, net_config, Endpoint, UNIX_START};
@@ -55,7 +56,7 @@ impl ScriptedFriend {
         let mut net = FriendNet::new(identity.clone(), net_config(false), now, UNIX_START, seed);
         net.add_friend(now, PeerRef::Id(target), Some(target_addr), true);
         let outbox = Outbox::default();
-        let control = new_pipe(0, &KcpSettings::default(), &outbox, 0, false);
+        let control = new_pipe(0, &KcpSettings::default(), &outbox, 0);
         ScriptedFriend {
             addr,
             identity,
@@ -101,7 +102,7 @@ impl ScriptedFriend {
     fn flush(&mut self, now: Instant) {
         let _ = self.control.update(self.ms(now));
         let _ = self.control.flush();
-        while let Some(frame) = self.outbox.pop() {
+        while let Some(frame) = self.outbox.pop(now, None) {
             self.net.send(now, &self.target.key, &frame);
         }
     }

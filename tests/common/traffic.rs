@@ -158,7 +158,12 @@ pub fn first_byte_after(tunnel: SocketAddr, since: std::time::Instant) -> Durati
 
 /// Echoes every byte back on each connection, `TCP_NODELAY` on.
 pub fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    echo_server_at("127.0.0.1:0")
+}
+
+/// The same, listening on `bind`.
+pub fn echo_server_at(bind: &str) -> SocketAddr {
+    let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {

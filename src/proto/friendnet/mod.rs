@@ -494,6 +494,7 @@ impl FriendNet {
                 bytes_in: f.stats.bytes_in,
                 bytes_out: f.stats.bytes_out,
                 tunnels: 0,
+                congestion: None,
             })
             .collect()
     }

@@ -67,6 +67,7 @@ impl Core {
     /// its channel and the friend's send budget have room.
     pub(super) fn release_credits(&mut self, key: PipeKey) {
         let budget = self.buffer_budget();
+        let window = self.config.kcp.send_window;
         let Some(link) = self.links.get_mut(&key.0) else {
             return;
         };
@@ -77,7 +78,7 @@ impl Core {
         let Some(conn) = channel.conn else {
             return;
         };
-        if channel.held_credits == 0 || !channel.has_room() {
+        if channel.held_credits == 0 || !channel.has_room(window) {
             return;
         }
         if over_budget {

@@ -26,6 +26,9 @@ impl Core {
         if let Some(at) = link.control_scheduled {
             self.timers.remove(&(at, (friend, 0)));
         }
+        if let Some(at) = link.pacer_due {
+            self.pacer_timers.remove(&(at, friend));
+        }
         for (conv, channel) in link.channels {
             if let Some(at) = channel.scheduled {
                 self.timers.remove(&(at, (friend, conv)));

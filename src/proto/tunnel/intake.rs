@@ -10,9 +10,7 @@
 
 use std::borrow::Cow;
 
-/// KCP's segment header: conv, cmd, frg, wnd, ts, sn, una, len.
-pub const KCP_HEADER: usize = 24;
-const CMD_PUSH: u8 = 81;
+use super::segments::{CMD_PUSH, KCP_HEADER};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Intake {

@@ -44,19 +44,21 @@ impl Default for KcpSettings {
 }
 
 impl KcpSettings {
-    /// kcptun's presets: (nodelay, interval, resend, nc).
+    /// kcptun's presets: (nodelay, interval, resend). Unlike kcptun's,
+    /// they leave congestion control on (`nc` turns it off): without it a
+    /// tunnel fills a line's buffer, loses most of what it sends and
+    /// crushes or is crushed by the other traffic (doc/tunnels.md).
     pub fn apply_mode(&mut self) {
-        let (nodelay, interval, resend, nc) = match self.mode {
-            KcpMode::Normal => (false, 40, 2, true),
-            KcpMode::Fast => (false, 30, 2, true),
-            KcpMode::Fast2 => (true, 20, 2, true),
-            KcpMode::Fast3 => (true, 10, 2, true),
+        let (nodelay, interval, resend) = match self.mode {
+            KcpMode::Normal => (false, 40, 2),
+            KcpMode::Fast => (false, 30, 2),
+            KcpMode::Fast2 => (true, 20, 2),
+            KcpMode::Fast3 => (true, 10, 2),
             KcpMode::Manual => return,
         };
         self.nodelay = nodelay;
         self.interval_ms = interval;
         self.resend = resend;
-        self.no_congestion_control = nc;
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -1,62 +1,32 @@
 //! A link is what we hold with one online friend: its control channel and
 //! its tunnel channels, each a KCP instance writing into the link's outbox.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io;
-use std::rc::Rc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use kcp::Kcp;
 
+use super::congestion::PathControl;
 use super::intake::Intake;
 use super::kcp_settings::KcpSettings;
-
-/// Inner frame type of a DATA payload that carries KCP output.
-pub const FRAME_KCP: u8 = 1;
+use super::outbox::Outbox;
+use super::segments::KCP_HEADER;
+use crate::proto::snapshot::CongestionSnapshot;
 
 pub type ConnId = u64;
 
-/// KCP writes whole packets here; the core seals each into a DATA packet.
-#[derive(Clone, Default)]
-pub struct Outbox(Rc<RefCell<VecDeque<Vec<u8>>>>);
-
-impl Outbox {
-    pub fn pop(&self) -> Option<Vec<u8>> {
-        self.0.borrow_mut().pop_front()
-    }
-}
-
-impl io::Write for Outbox {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut frame = Vec::with_capacity(buf.len() + 1);
-        frame.push(FRAME_KCP);
-        frame.extend_from_slice(buf);
-        self.0.borrow_mut().push_back(frame);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 pub type Pipe = Kcp<Outbox>;
 
-/// `relayed`: the path goes through a bootstrap node's relay, which drops
-/// what exceeds its per-node rate. Without congestion control KCP keeps
-/// its whole window in flight into those drops until the link dies
-/// (measured: 1 MiB through a 256 KiB/s relay never finished), so on a
-/// relayed path congestion control is always on.
-pub fn new_pipe(
-    conv: u32,
-    settings: &KcpSettings,
-    outbox: &Outbox,
-    now_ms: u32,
-    relayed: bool,
-) -> Pipe {
+/// KCP's own congestion window stays off: the path's controller (when
+/// on) sets each instance's send window instead.
+pub fn new_pipe(conv: u32, settings: &KcpSettings, outbox: &Outbox, now_ms: u32) -> Pipe {
     let mut kcp = Kcp::new(conv, outbox.clone());
-    set_pacing(&mut kcp, settings, relayed);
+    kcp.set_nodelay(
+        settings.nodelay,
+        settings.interval_ms as i32,
+        settings.resend as i32,
+        true,
+    );
     kcp.set_wndsize(settings.send_window, settings.receive_window);
     kcp.set_mtu(settings.mtu)
         .expect("mtu validated with the config");
@@ -104,20 +74,27 @@ impl Channel {
         self.fin_sent && self.fin_received && self.kcp.wait_snd() == 0
     }
 
-    /// KCP has room for more of the reader's bytes.
-    pub fn has_room(&self) -> bool {
-        self.kcp.wait_snd() < self.kcp.snd_wnd() as usize
+    /// KCP holds fewer than `window` segments: room for more of the
+    /// reader's bytes.
+    pub fn has_room(&self, window: u16) -> bool {
+        self.kcp.wait_snd() < window as usize
     }
 }
 
 pub struct Link {
-    /// Whether the friend's path is the relay (see `new_pipe`).
+    /// Whether the friend's path is the relay, which drops what exceeds
+    /// its per-node rate: congestion control is always on there (without
+    /// it, 1 MiB through a 256 KiB/s relay never finished).
     pub relayed: bool,
+    /// The path's congestion controller; None when `nc` turned it off.
+    pub path: Option<PathControl>,
     /// KCP's packet size on this friend's path (doc/protocol.md, path MTU).
     pub mtu: usize,
     pub outbox: Outbox,
     pub control: Pipe,
     pub control_scheduled: Option<Instant>,
+    /// Time this link's pacer holds in the core's timer set.
+    pub pacer_due: Option<Instant>,
     pub channels: BTreeMap<u32, Channel>,
     pub next_request: u32,
     /// Client side: our OPEN requests waiting for ACCEPT or REFUSE.
@@ -133,25 +110,22 @@ pub struct Link {
     pub starved: BTreeSet<u32>,
 }
 
-fn set_pacing(kcp: &mut Pipe, settings: &KcpSettings, relayed: bool) {
-    kcp.set_nodelay(
-        settings.nodelay,
-        settings.interval_ms as i32,
-        settings.resend as i32,
-        settings.no_congestion_control && !relayed,
-    );
+fn controlled(settings: &KcpSettings, relayed: bool) -> bool {
+    !settings.no_congestion_control || relayed
 }
 
 impl Link {
-    pub fn new(settings: &KcpSettings, now_ms: u32, relayed: bool) -> Self {
+    pub fn new(settings: &KcpSettings, now: Instant, now_ms: u32, relayed: bool) -> Self {
         let outbox = Outbox::default();
-        let control = new_pipe(0, settings, &outbox, now_ms, relayed);
+        let control = new_pipe(0, settings, &outbox, now_ms);
         Link {
             relayed,
+            path: controlled(settings, relayed).then(|| PathControl::new(now, settings.mtu)),
             mtu: settings.mtu,
             outbox,
             control,
             control_scheduled: None,
+            pacer_due: None,
             channels: BTreeMap::new(),
             next_request: 1,
             requests: BTreeMap::new(),
@@ -185,6 +159,10 @@ impl Link {
         let channel = self.channels.remove(&conv)?;
         self.receive_held -= channel.intake.held(channel.kcp.rcv_wnd());
         self.starved.remove(&conv);
+        self.outbox.forget(conv);
+        if let Some(path) = &mut self.path {
+            path.forget(conv);
+        }
         Some(channel)
     }
 
@@ -210,28 +188,125 @@ impl Link {
             return;
         }
         self.mtu = mtu;
+        if let Some(path) = &mut self.path {
+            path.set_mtu(mtu);
+        }
         let _ = self.control.set_mtu(mtu);
         for channel in self.channels.values_mut() {
             let _ = channel.kcp.set_mtu(mtu);
         }
     }
 
-    /// A new channel's KCP instance, at the path's MTU.
+    /// A new channel's KCP instance, at the path's MTU and the window its
+    /// share of the path allows.
     pub fn new_channel_pipe(&self, conv: u32, settings: &KcpSettings, now_ms: u32) -> Pipe {
-        let mut kcp = new_pipe(conv, settings, &self.outbox, now_ms, self.relayed);
+        let mut kcp = new_pipe(conv, settings, &self.outbox, now_ms);
         let _ = kcp.set_mtu(self.mtu);
+        let share = self.window_share(settings, 1 + self.busy_instances());
+        kcp.set_wndsize(share, settings.receive_window);
         kcp
     }
 
     /// The friend's path moved between direct and relayed.
-    pub fn set_relayed(&mut self, settings: &KcpSettings, relayed: bool) {
+    pub fn set_relayed(&mut self, now: Instant, settings: &KcpSettings, relayed: bool) {
         if self.relayed == relayed {
             return;
         }
         self.relayed = relayed;
-        set_pacing(&mut self.control, settings, relayed);
-        for channel in self.channels.values_mut() {
-            set_pacing(&mut channel.kcp, settings, relayed);
+        // A new path: what was learned of the old one does not hold.
+        self.path = controlled(settings, relayed).then(|| PathControl::new(now, self.mtu));
+        if self.path.is_none() {
+            self.share_window(settings);
         }
     }
+
+    /// Instances with something to send.
+    fn busy_instances(&self) -> usize {
+        let control = usize::from(self.control.wait_snd() > 0);
+        control
+            + self
+                .channels
+                .values()
+                .filter(|c| c.kcp.wait_snd() > 0)
+                .count()
+    }
+
+    /// Each busy instance's part of the path's window, in segments: never
+    /// more than configured, never so little that a loss stalls it.
+    fn window_share(&self, settings: &KcpSettings, busy: usize) -> u16 {
+        let Some(path) = &self.path else {
+            return settings.send_window;
+        };
+        let segment = (self.mtu.saturating_sub(KCP_HEADER)).max(1) as u64;
+        let share = path.model().cwnd() / segment / busy.max(1) as u64;
+        share.clamp(MIN_WINDOW_SHARE, settings.send_window as u64) as u16
+    }
+
+    /// Sets every busy instance's send window to its share of the path's,
+    /// plus what the friend acknowledged beyond a segment it lacks: KCP
+    /// counts those in its window until the hole is filled, and without
+    /// them each loss would stall the channel for a round trip.
+    pub fn share_window(&mut self, settings: &KcpSettings) {
+        let share = self.window_share(settings, self.busy_instances());
+        let receive = settings.receive_window;
+        let path = &self.path;
+        let window = |conv: u32| {
+            let beyond = path
+                .as_ref()
+                .map_or(0, |p| p.acknowledged_beyond_hole(conv));
+            (share as u32 + beyond).min(settings.send_window as u32) as u16
+        };
+        let control = window(0);
+        if self.control.snd_wnd() != control {
+            self.control.set_wndsize(control, receive);
+        }
+        for (&conv, channel) in self.channels.iter_mut() {
+            let wanted = window(conv);
+            if channel.kcp.wait_snd() > 0 && channel.kcp.snd_wnd() != wanted {
+                channel.kcp.set_wndsize(wanted, receive);
+            }
+        }
+    }
+
+    pub fn congestion_snapshot(&self) -> Option<CongestionSnapshot> {
+        let path = self.path.as_ref()?;
+        let model = path.model();
+        Some(CongestionSnapshot {
+            phase: model.phase().name(),
+            bandwidth: model.bandwidth(),
+            min_rtt: model.min_rtt(),
+            pacing_rate: model.pacing_rate(),
+            window: model.cwnd(),
+            in_flight: path.in_flight(),
+            queued: self.outbox.queued_bytes(),
+            resent: path.resent(),
+        })
+    }
+
+    /// Whether the channels have less to send than the window allows: the
+    /// delivery rate then measures them, not the path. What a channel's
+    /// friend has no room for counts as nothing to send: a reader that
+    /// pauses says nothing about the path either, and a model taught by
+    /// its slow acknowledgements would pace every channel at its pace.
+    pub fn app_limited(&self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        let sendable = |kcp: &Pipe| {
+            let window = kcp.snd_wnd().min(kcp.rmt_wnd()) as usize;
+            kcp.wait_snd().min(window) as u64
+        };
+        let segments = sendable(&self.control)
+            + self
+                .channels
+                .values()
+                .map(|c| sendable(&c.kcp))
+                .sum::<u64>();
+        let segment = self.mtu.saturating_sub(KCP_HEADER) as u64;
+        segments * segment + (self.outbox.queued_bytes() as u64) < path.model().cwnd()
+    }
 }
+
+/// Segments a busy instance may always have in flight: enough for fast
+/// retransmission (two later segments acknowledged) to work.
+const MIN_WINDOW_SHARE: u64 = 4;

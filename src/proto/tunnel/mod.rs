@@ -15,19 +15,22 @@ use std::time::{Duration, Instant};
 pub mod allow;
 mod budgets;
 mod channels;
+pub mod congestion;
 pub mod control;
 mod intake;
 pub mod kcp_settings;
 pub mod limits;
 pub mod link;
 mod opening;
+pub mod outbox;
 mod pipes;
+mod segments;
 
 use self::allow::AllowRule;
-use self::intake::KCP_HEADER;
 use self::kcp_settings::KcpSettings;
 use self::limits::{TunnelCount, TunnelLimits};
 use self::link::{ConnId, Link};
+use self::segments::{carries_data, KCP_HEADER};
 use super::log_limit::LogLimit;
 use super::reason::CloseReason;
 use super::snapshot::Snapshot;
@@ -115,6 +118,8 @@ pub struct Core {
     links: BTreeMap<PublicKey, Link>,
     conns: BTreeMap<ConnId, Conn>,
     timers: BTreeSet<(Instant, PipeKey)>,
+    /// When each friend's pacer releases its next packets.
+    pacer_timers: BTreeSet<(Instant, PublicKey)>,
     open_deadlines: BTreeSet<(Instant, ConnId)>,
     next_idle_sweep: Option<Instant>,
     /// KCP instances with output to flush before the next datagram leaves.
@@ -143,6 +148,7 @@ impl Core {
             links: BTreeMap::new(),
             conns: BTreeMap::new(),
             timers: BTreeSet::new(),
+            pacer_timers: BTreeSet::new(),
             open_deadlines: BTreeSet::new(),
             next_idle_sweep: None,
             dirty: BTreeSet::new(),
@@ -170,9 +176,11 @@ impl Core {
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut friends = self.net.friend_snapshots(now);
         for friend in &mut friends {
-            friend.tunnels = self.links.get(&friend.key).map_or(0, |l| {
-                l.channels.values().filter(|c| c.conn.is_some()).count()
-            });
+            let Some(link) = self.links.get(&friend.key) else {
+                continue;
+            };
+            friend.tunnels = link.channels.values().filter(|c| c.conn.is_some()).count();
+            friend.congestion = link.congestion_snapshot();
         }
         Snapshot {
             id: self.net.identity().id(),
@@ -207,6 +215,7 @@ impl Core {
         [
             self.net.poll_timeout(),
             self.timers.first().map(|(t, _)| *t),
+            self.pacer_timers.first().map(|(t, _)| *t),
             self.open_deadlines.first().map(|(t, _)| *t),
             self.next_idle_sweep,
         ]
@@ -281,21 +290,62 @@ impl Core {
         for friend in friends {
             let relayed = self.net.is_relayed(now, &friend);
             let mtu = (self.net.path_payload(now, &friend) - 1).min(self.config.kcp.mtu);
-            if let Some(link) = self.links.get_mut(&friend) {
-                link.set_relayed(&self.config.kcp, relayed);
-                link.set_mtu(mtu);
-            }
-            while let Some(link) = self.links.get_mut(&friend) {
-                let Some(frame) = link.outbox.pop() else {
-                    break;
-                };
+            let Some(link) = self.links.get_mut(&friend) else {
+                continue;
+            };
+            link.set_relayed(now, &self.config.kcp, relayed);
+            link.set_mtu(mtu);
+            link.share_window(&self.config.kcp);
+            let app_limited = link.app_limited();
+            let rate = link.path.as_ref().and_then(|p| p.model().pacing_rate());
+            let mut sent_data = false;
+            while let Some(mut frame) = link.outbox.pop(now, rate) {
+                let early = link.path.as_ref().and_then(|p| {
+                    let packet = frame.get(1..)?;
+                    p.without_early_resends(now, packet)
+                });
+                if let Some(kept) = early {
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    frame.truncate(1);
+                    frame.extend_from_slice(&kept);
+                }
                 if let Some(packet) = frame.get(1..).filter(|p| p.len() >= KCP_HEADER) {
                     link.update_intake(kcp::get_conv(packet), |i, window| {
                         i.saw_output(packet, window)
                     });
+                    if let Some(path) = &mut link.path {
+                        path.on_sent(now, packet, app_limited);
+                    }
+                    sent_data |= carries_data(packet);
                 }
                 self.net.send(now, &friend, &frame);
             }
+            // Retransmissions too wait for an answer: a friend that restarted
+            // answers none, and only a handshake finds that out.
+            if sent_data {
+                self.net.expect_answer(now, &friend);
+            }
+            let due = link.outbox.next_due(now, rate);
+            self.set_pacer_due(friend, due);
+        }
+    }
+
+    /// Keeps the time the friend's pacer next releases a packet among the
+    /// core's timers.
+    fn set_pacer_due(&mut self, friend: PublicKey, due: Option<Instant>) {
+        let Some(link) = self.links.get_mut(&friend) else {
+            return;
+        };
+        if link.pacer_due == due {
+            return;
+        }
+        if let Some(old) = std::mem::replace(&mut link.pacer_due, due) {
+            self.pacer_timers.remove(&(old, friend));
+        }
+        if let Some(at) = due {
+            self.pacer_timers.insert((at, friend));
         }
     }
 

@@ -17,7 +17,7 @@ impl Core {
         let ms = self.ms(now);
         let relayed = self.net.is_relayed(now, &friend);
         self.links
-            .insert(friend, Link::new(&self.config.kcp, ms, relayed));
+            .insert(friend, Link::new(&self.config.kcp, now, ms, relayed));
         let waiting: Vec<ConnId> = self
             .conns
             .iter()

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
-use super::intake::KCP_HEADER;
 use super::kcp_settings::MAX_KCP_MTU;
-use super::link::{Pipe, FRAME_KCP};
+use super::link::Pipe;
+use super::outbox::FRAME_KCP;
+use super::segments::KCP_HEADER;
 use super::{Core, Event, PipeKey};
 use crate::id::PublicKey;
 use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
@@ -112,6 +113,9 @@ impl Core {
         let Some(link) = self.links.get_mut(&friend) else {
             return;
         };
+        if let Some(path) = &mut link.path {
+            path.on_received(now, segment);
+        }
         let over_budget = link.receive_held() >= budget;
         let Some((admitted, dropped)) =
             link.update_intake(conv, |i, _| i.admit(segment, over_budget))

@@ -1,0 +1,410 @@
+//! A model of a friend's path, BBR-style: the bottleneck's bandwidth (the
+//! highest delivery rate of the last rounds) and the round trip without
+//! queueing (the lowest of the last 10 s). The sender paces at the
+//! bandwidth and keeps one and a half bandwidth-delay products in flight, so a
+//! rate-limited line is filled without building a standing queue in its
+//! buffer, and random loss (which says nothing about the bottleneck) does
+//! not slow it down. Phases as BBR v1: Startup doubles the rate each round
+//! until it stops growing, Drain empties the queue that built, ProbeBw
+//! cycles the rate 1.25, 0.75, then six rounds at 1, and ProbeRtt drops
+//! to four segments for 200 ms when the lowest round trip is 10 s old.
+
+use std::cmp::Ordering;
+use std::time::{Duration, Instant};
+
+use super::delivery::RateSample;
+use super::round_window::RoundWindow;
+
+/// 2/ln 2: the smallest gain that doubles the delivery rate every round.
+const STARTUP_GAIN: f64 = 2.885;
+/// In flight at most this many bandwidth-delay products. BBR takes 2, as
+/// room for acknowledgements that arrive in bunches; but then an estimate
+/// a quarter too high (bunched acknowledgements again) fills a buffer of
+/// one and a half round trips and overflows it. The friend acknowledges
+/// every batch at once, so 1.5 is room enough.
+const CWND_GAIN: f64 = 1.5;
+const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// The bandwidth estimate is the highest sample of this many rounds.
+const BANDWIDTH_ROUNDS: u64 = 10;
+const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
+/// The recent round trip is the lowest of this many rounds: one probing
+/// cycle and two rounds more.
+const RECENT_RTT_ROUNDS: u64 = 10;
+const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+/// Startup ends when three rounds in a row grow the bandwidth by less
+/// than a quarter.
+const FULL_GROWTH: f64 = 1.25;
+const FULL_ROUNDS: u32 = 3;
+/// Segments in flight at least, and at first.
+const MIN_CWND_SEGMENTS: u64 = 4;
+const INITIAL_CWND_SEGMENTS: u64 = 32;
+/// A round that loses more than this share of what it delivered (and at
+/// least `LOSSY_SEGMENTS`) overflowed the bottleneck's buffer: the rate
+/// was overestimated (acknowledgements that arrive in bunches look like a
+/// faster path), and the estimate falls to what the round delivered. A
+/// path's random loss stays below it, so it does not slow the sender.
+const LOSSY_SHARE: f64 = 0.02;
+const LOSSY_SEGMENTS: u64 = 3;
+const LOSSY_CUT: f64 = 0.7;
+/// Rounds of probing before a lossy round counts.
+const SETTLE_ROUNDS: u64 = 3;
+/// Rounds after a cut before the next: the round right after one resends
+/// what was lost before the cut took effect.
+const CUT_SPACING: u64 = 2;
+/// A round that delivered less than this share of a bandwidth-delay
+/// product says too little to cut on (ProbeRtt's, or one of resends).
+const LOSSY_MIN_DELIVERED: f64 = 0.5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Startup,
+    Drain,
+    ProbeBandwidth,
+    ProbeRtt,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Startup => "startup",
+            Phase::Drain => "drain",
+            Phase::ProbeBandwidth => "probe bandwidth",
+            Phase::ProbeRtt => "probe rtt",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Bbr {
+    phase: Phase,
+    /// Segment payload size, for the windows' floors.
+    mss: u64,
+    /// (round, rate) pairs, rates falling: the front is the maximum.
+    bandwidth: RoundWindow<f64>,
+    min_rtt: Option<(Duration, Instant)>,
+    /// (round, round trip) pairs, rising: the front is the lowest of the
+    /// last `RECENT_RTT_ROUNDS`.
+    recent_rtt: RoundWindow<Duration>,
+    round: u64,
+    round_ends_at: u64,
+    /// This round so far: when it started, what had been delivered then,
+    /// and what was lost (sent again) since.
+    round_started: Option<(Instant, u64)>,
+    round_lost: u64,
+    /// The round probing for bandwidth started in.
+    probing_since: u64,
+    /// The round of the last cut for a lossy round.
+    cut_in: u64,
+    full_bandwidth: f64,
+    full_rounds: u32,
+    filled: bool,
+    cycle: usize,
+    cycle_started: Instant,
+    probe_rtt_until: Option<Instant>,
+    cwnd: u64,
+}
+
+impl Bbr {
+    pub fn new(now: Instant, mss: usize) -> Self {
+        let mss = mss as u64;
+        Bbr {
+            phase: Phase::Startup,
+            mss,
+            bandwidth: RoundWindow::new(BANDWIDTH_ROUNDS, Ordering::Greater),
+            min_rtt: None,
+            recent_rtt: RoundWindow::new(RECENT_RTT_ROUNDS, Ordering::Less),
+            round: 0,
+            round_ends_at: 0,
+            round_started: None,
+            round_lost: 0,
+            probing_since: 0,
+            cut_in: 0,
+            full_bandwidth: 0.0,
+            full_rounds: 0,
+            filled: false,
+            cycle: 2,
+            cycle_started: now,
+            probe_rtt_until: None,
+            cwnd: INITIAL_CWND_SEGMENTS * mss,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn set_mss(&mut self, mss: usize) {
+        self.mss = mss as u64;
+    }
+
+    /// Bytes a second the path delivers, as estimated.
+    pub fn bandwidth(&self) -> Option<f64> {
+        self.bandwidth.best()
+    }
+
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt.map(|(rtt, _)| rtt)
+    }
+
+    /// Bytes that may be in flight.
+    pub fn cwnd(&self) -> u64 {
+        if self.phase == Phase::ProbeRtt {
+            return MIN_CWND_SEGMENTS * self.mss;
+        }
+        self.cwnd
+    }
+
+    /// Bytes a second to pace at; None before there is a model (the
+    /// window alone holds the sender back).
+    pub fn pacing_rate(&self) -> Option<f64> {
+        let gain = match self.phase {
+            Phase::Startup => STARTUP_GAIN,
+            Phase::Drain => 1.0 / STARTUP_GAIN,
+            Phase::ProbeBandwidth => PROBE_GAINS[self.cycle],
+            Phase::ProbeRtt => 1.0,
+        };
+        let rtt = self.min_rtt().filter(|rtt| !rtt.is_zero());
+        // Never slower than the smallest window a round trip: a model fed
+        // by a slow stretch (a friend that stopped reading) must still let
+        // the sender out of it, resends included.
+        let floor = rtt.map_or(0.0, |rtt| {
+            (MIN_CWND_SEGMENTS * self.mss) as f64 / rtt.as_secs_f64()
+        });
+        match (self.bandwidth(), rtt) {
+            (Some(rate), _) if rate > 0.0 => Some((gain * rate).max(floor)),
+            (_, Some(rtt)) => Some(gain * self.cwnd as f64 / rtt.as_secs_f64()),
+            _ => None,
+        }
+    }
+
+    fn bdp(&self) -> Option<u64> {
+        let rate = self.bandwidth()?;
+        let rtt = self.min_rtt()?;
+        Some((rate * rtt.as_secs_f64()) as u64)
+    }
+
+    /// The lowest round trip of the last rounds, or the path's own if
+    /// higher: no acknowledgement comes back sooner than this now.
+    pub fn recent_round_trip(&self) -> Option<Duration> {
+        let recent = self.recent_rtt.best().unwrap_or(Duration::ZERO);
+        Some(self.min_rtt()?.max(recent))
+    }
+
+    /// An acknowledgement: `acked` bytes newly delivered, `delivered` in
+    /// all so far, `in_flight` left.
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        sample: &RateSample,
+        acked: u64,
+        delivered: u64,
+        in_flight: u64,
+    ) {
+        let round_start = sample.prior_delivered >= self.round_ends_at;
+        if round_start {
+            self.end_round(now, delivered);
+            self.round += 1;
+            self.round_ends_at = delivered;
+        }
+        self.note_bandwidth(sample);
+        let expired = self
+            .min_rtt
+            .is_some_and(|(_, at)| now >= at + MIN_RTT_LIFETIME);
+        if let Some(rtt) = sample.rtt {
+            self.recent_rtt.note(self.round, rtt);
+            if expired || self.min_rtt.is_none_or(|(min, _)| rtt <= min) {
+                self.min_rtt = Some((rtt, now));
+            }
+        }
+        if round_start && !self.filled {
+            self.check_full(sample.app_limited);
+        }
+        self.advance_phase(now, in_flight);
+        if expired && self.phase != Phase::ProbeRtt {
+            // The lowest round trip is old: drain the queue to see the
+            // path's own again (another flow may have been filling it).
+            self.phase = Phase::ProbeRtt;
+            self.probe_rtt_until = None;
+        }
+        self.grow_cwnd(acked);
+    }
+
+    /// A segment of `bytes` was sent again: it, or its acknowledgement,
+    /// was lost.
+    pub fn on_loss(&mut self, bytes: u64) {
+        self.round_lost += bytes;
+    }
+
+    fn end_round(&mut self, now: Instant, delivered: u64) {
+        let lost = std::mem::take(&mut self.round_lost);
+        let Some((started, delivered_then)) = self.round_started.replace((now, delivered)) else {
+            return;
+        };
+        let round_delivered = delivered - delivered_then;
+        let lossy =
+            lost >= LOSSY_SEGMENTS * self.mss && lost as f64 > LOSSY_SHARE * round_delivered as f64;
+        let took = now.saturating_duration_since(started);
+        if !lossy || took.is_zero() {
+            return;
+        }
+        // Startup overshoots by design (and KCP resends early while its
+        // round-trip estimate catches up), and the rounds just after it
+        // resend what it lost: its end is the bandwidth that stops growing.
+        let settled = self.phase == Phase::ProbeBandwidth
+            && self.round >= self.probing_since + SETTLE_ROUNDS
+            && self.round >= self.cut_in + CUT_SPACING
+            && self
+                .bdp()
+                .is_some_and(|bdp| round_delivered as f64 >= LOSSY_MIN_DELIVERED * bdp as f64);
+        if !settled {
+            return;
+        }
+        self.cut_in = self.round;
+        // As BBR v2: down to what the round delivered, but by no more than
+        // `LOSSY_CUT` at once (a round that resent much delivered less).
+        let delivered_rate = round_delivered as f64 / took.as_secs_f64();
+        let cut = self.bandwidth().unwrap_or(0.0) * LOSSY_CUT;
+        self.bandwidth.reset(self.round, delivered_rate.max(cut));
+        if let Some(bdp) = self.bdp() {
+            self.cwnd = self
+                .cwnd
+                .min((CWND_GAIN * bdp as f64) as u64 + 3 * self.mss);
+        }
+    }
+
+    fn note_bandwidth(&mut self, sample: &RateSample) {
+        let rate = sample.delivery_rate;
+        if sample.app_limited && self.bandwidth().is_some_and(|max| rate < max) {
+            return;
+        }
+        // Over less than a round trip, a burst of acknowledgements (the
+        // friend's, sent together after a batch) looks like a faster path.
+        if self.min_rtt().is_some_and(|rtt| sample.interval < rtt) {
+            return;
+        }
+        self.bandwidth.note(self.round, rate);
+    }
+
+    fn check_full(&mut self, app_limited: bool) {
+        let Some(rate) = self.bandwidth() else { return };
+        if app_limited {
+            return;
+        }
+        if rate >= self.full_bandwidth * FULL_GROWTH {
+            self.full_bandwidth = rate;
+            self.full_rounds = 0;
+            return;
+        }
+        self.full_rounds += 1;
+        if self.full_rounds >= FULL_ROUNDS {
+            self.filled = true;
+        }
+    }
+
+    fn advance_phase(&mut self, now: Instant, in_flight: u64) {
+        let min_rtt = self.min_rtt().unwrap_or(Duration::ZERO);
+        match self.phase {
+            Phase::Startup if self.filled => self.phase = Phase::Drain,
+            Phase::Drain if self.bdp().is_none_or(|bdp| in_flight <= bdp) => {
+                self.start_probing_bandwidth(now)
+            }
+            Phase::ProbeBandwidth => {
+                let gain = PROBE_GAINS[self.cycle];
+                let elapsed = now.saturating_duration_since(self.cycle_started) >= min_rtt;
+                // Probing down ends as soon as the queue it was for is gone.
+                let drained = gain < 1.0 && self.bdp().is_some_and(|bdp| in_flight <= bdp);
+                if elapsed || drained {
+                    self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
+                    self.cycle_started = now;
+                }
+            }
+            Phase::ProbeRtt => {
+                if self.probe_rtt_until.is_none() && in_flight <= self.cwnd() {
+                    self.probe_rtt_until = Some(now + PROBE_RTT_TIME.max(min_rtt));
+                }
+                if self.probe_rtt_until.is_some_and(|until| now >= until) {
+                    self.probe_rtt_until = None;
+                    if let Some((rtt, _)) = self.min_rtt {
+                        self.min_rtt = Some((rtt, now));
+                    }
+                    if self.filled {
+                        self.start_probing_bandwidth(now);
+                    } else {
+                        self.phase = Phase::Startup;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_probing_bandwidth(&mut self, now: Instant) {
+        self.phase = Phase::ProbeBandwidth;
+        self.probing_since = self.round;
+        self.cycle = 2;
+        self.cycle_started = now;
+    }
+
+    fn grow_cwnd(&mut self, acked: u64) {
+        let floor = MIN_CWND_SEGMENTS * self.mss;
+        let gain = if self.filled { CWND_GAIN } else { STARTUP_GAIN };
+        let Some(bdp) = self.bdp() else {
+            self.cwnd += acked;
+            return;
+        };
+        // Room for the acknowledgements KCP holds back and sends together.
+        let target = (gain * bdp as f64) as u64 + 3 * self.mss;
+        self.cwnd = if self.filled {
+            (self.cwnd + acked).min(target)
+        } else if self.cwnd < target {
+            self.cwnd + acked
+        } else {
+            self.cwnd
+        };
+        self.cwnd = self.cwnd.max(floor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: usize = 1326;
+
+    fn sample(rate: f64, rtt: Duration, prior_delivered: u64) -> RateSample {
+        RateSample {
+            delivery_rate: rate,
+            interval: rtt,
+            rtt: Some(rtt),
+            prior_delivered,
+            app_limited: false,
+        }
+    }
+
+    /// A friend that stopped reading for a while: every sample is a
+    /// trickle. The pacer must still release the smallest window each
+    /// round trip, or the resends that would end the stretch wait behind
+    /// a rate of a few bytes a second.
+    #[test]
+    fn a_trickle_of_samples_does_not_pace_below_the_smallest_window() {
+        let start = Instant::now();
+        let rtt = Duration::from_millis(1);
+        let mut model = Bbr::new(start, MSS);
+        let mut delivered = 0;
+        for round in 0..50u32 {
+            delivered += MSS as u64;
+            let now = start + rtt * round;
+            model.on_ack(
+                now,
+                &sample(4000.0, rtt, delivered),
+                MSS as u64,
+                delivered,
+                0,
+            );
+        }
+        assert_ne!(model.phase(), Phase::Startup, "the trickle ends startup");
+        let floor = (MIN_CWND_SEGMENTS as usize * MSS) as f64 / rtt.as_secs_f64();
+        let rate = model.pacing_rate().unwrap();
+        assert!(rate >= floor, "paced at {rate} B/s, below {floor}");
+    }
+}
