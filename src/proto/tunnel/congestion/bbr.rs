@@ -30,6 +30,9 @@ const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// The recent round trip is the lowest of this many rounds: one probing
 /// cycle and two rounds more.
 const RECENT_RTT_ROUNDS: u64 = 10;
+/// A path whose round trip is shorter has its window sized by this and
+/// is not paced (see `window_bdp` and `pacing_rate`).
+const SHORT_PATH: Duration = Duration::from_millis(5);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Startup ends when three rounds in a row grow the bandwidth by less
 /// than a quarter.
@@ -91,6 +94,8 @@ pub struct Bbr {
     /// and what was lost (sent again) since.
     round_started: Option<(Instant, u64)>,
     round_lost: u64,
+    /// The estimate when this probing cycle started.
+    cycle_start_bandwidth: Option<f64>,
     /// The round probing for bandwidth started in.
     probing_since: u64,
     /// The round of the last cut for a lossy round.
@@ -117,6 +122,7 @@ impl Bbr {
             round_ends_at: 0,
             round_started: None,
             round_lost: 0,
+            cycle_start_bandwidth: None,
             probing_since: 0,
             cut_in: 0,
             full_bandwidth: 0.0,
@@ -171,10 +177,26 @@ impl Bbr {
             (MIN_CWND_SEGMENTS * self.mss) as f64 / rtt.as_secs_f64()
         });
         match (self.bandwidth(), rtt) {
+            // There the rate a node keeps up with is its CPU's, not a
+            // line's, and pacing at the estimate held the sender below it.
+            (Some(_), Some(rtt)) if rtt < SHORT_PATH => None,
             (Some(rate), _) if rate > 0.0 => Some((gain * rate).max(floor)),
             (_, Some(rtt)) => Some(gain * self.cwnd as f64 / rtt.as_secs_f64()),
             _ => None,
         }
+    }
+
+    /// The product the window is sized by: over the path's round trip,
+    /// but never less than `SHORT_PATH`. A friend answers each batch it
+    /// reads at once and a busy node reads in batches, so under load on a
+    /// short path (loopback, a LAN) the round trip is many times the idle
+    /// one, and a window of the idle one held a loopback tunnel to an
+    /// eighth of its speed.
+    fn window_bdp(&self) -> Option<u64> {
+        let rate = self.bandwidth()?;
+        let path = self.min_rtt()?;
+        let delay = path.max(SHORT_PATH);
+        Some((rate * delay.as_secs_f64()) as u64)
     }
 
     fn bdp(&self) -> Option<u64> {
@@ -200,13 +222,19 @@ impl Bbr {
         delivered: u64,
         in_flight: u64,
     ) {
-        let round_start = sample.prior_delivered >= self.round_ends_at;
+        // A segment sent more than once says nothing of when it left: if
+        // the acknowledgement answers the first send (KCP resends early),
+        // its round would end at once and its rate would be a burst's.
+        let resent = sample.rtt.is_none();
+        let round_start = !resent && sample.prior_delivered >= self.round_ends_at;
         if round_start {
             self.end_round(now, delivered);
             self.round += 1;
             self.round_ends_at = delivered;
         }
-        self.note_bandwidth(sample);
+        if !resent {
+            self.note_bandwidth(sample);
+        }
         let expired = self
             .min_rtt
             .is_some_and(|(_, at)| now >= at + MIN_RTT_LIFETIME);
@@ -244,7 +272,10 @@ impl Bbr {
         let lossy =
             lost >= LOSSY_SEGMENTS * self.mss && lost as f64 > LOSSY_SHARE * round_delivered as f64;
         let took = now.saturating_duration_since(started);
-        if !lossy || took.is_zero() {
+        // Loss with no queue before the bottleneck is the path's own (a
+        // radio, a bad cable): the buffer did not overflow, so the rate
+        // was not too high.
+        if !lossy || took.is_zero() || !self.queue_builds() {
             return;
         }
         // Startup overshoots by design (and KCP resends early while its
@@ -265,11 +296,20 @@ impl Bbr {
         let delivered_rate = round_delivered as f64 / took.as_secs_f64();
         let cut = self.bandwidth().unwrap_or(0.0) * LOSSY_CUT;
         self.bandwidth.reset(self.round, delivered_rate.max(cut));
-        if let Some(bdp) = self.bdp() {
+        if let Some(bdp) = self.window_bdp() {
             self.cwnd = self
                 .cwnd
                 .min((CWND_GAIN * bdp as f64) as u64 + 3 * self.mss);
         }
+    }
+
+    /// Whether the round trips of the last rounds all waited in a queue:
+    /// the lowest of them is a quarter (at least 5 ms) above the path's.
+    fn queue_builds(&self) -> bool {
+        let (Some(path), Some(recent)) = (self.min_rtt(), self.recent_rtt.best()) else {
+            return false;
+        };
+        recent > path + (path / 4).max(Duration::from_millis(5))
     }
 
     fn note_bandwidth(&mut self, sample: &RateSample) {
@@ -282,7 +322,16 @@ impl Bbr {
         if self.min_rtt().is_some_and(|rtt| sample.interval < rtt) {
             return;
         }
-        self.bandwidth.note(self.round, rate);
+        // Past Startup, nothing is sent faster than the highest probing
+        // gain over the estimate: a sample above that is acknowledgements
+        // compressed on their way (a receiver or relay that stalled and
+        // sent a batch at once), and an estimate that took it would
+        // overflow the bottleneck's buffer for ten rounds.
+        let most = self
+            .cycle_start_bandwidth
+            .filter(|_| self.filled)
+            .map_or(f64::INFINITY, |bandwidth| bandwidth * PROBE_GAINS[0]);
+        self.bandwidth.note(self.round, rate.min(most));
     }
 
     fn check_full(&mut self, app_limited: bool) {
@@ -315,6 +364,9 @@ impl Bbr {
                 let drained = gain < 1.0 && self.bdp().is_some_and(|bdp| in_flight <= bdp);
                 if elapsed || drained {
                     self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
+                    if self.cycle == 0 {
+                        self.cycle_start_bandwidth = self.bandwidth();
+                    }
                     self.cycle_started = now;
                 }
             }
@@ -342,13 +394,14 @@ impl Bbr {
         self.phase = Phase::ProbeBandwidth;
         self.probing_since = self.round;
         self.cycle = 2;
+        self.cycle_start_bandwidth = self.bandwidth();
         self.cycle_started = now;
     }
 
     fn grow_cwnd(&mut self, acked: u64) {
         let floor = MIN_CWND_SEGMENTS * self.mss;
         let gain = if self.filled { CWND_GAIN } else { STARTUP_GAIN };
-        let Some(bdp) = self.bdp() else {
+        let Some(bdp) = self.window_bdp() else {
             self.cwnd += acked;
             return;
         };
@@ -387,24 +440,93 @@ mod tests {
     /// a rate of a few bytes a second.
     #[test]
     fn a_trickle_of_samples_does_not_pace_below_the_smallest_window() {
-        let start = Instant::now();
-        let rtt = Duration::from_millis(1);
-        let mut model = Bbr::new(start, MSS);
-        let mut delivered = 0;
-        for round in 0..50u32 {
-            delivered += MSS as u64;
-            let now = start + rtt * round;
-            model.on_ack(
-                now,
-                &sample(4000.0, rtt, delivered),
-                MSS as u64,
-                delivered,
-                0,
-            );
-        }
+        let mut clock = (Instant::now(), 0);
+        let rtt = Duration::from_millis(40);
+        let mut model = Bbr::new(clock.0, MSS);
+        rounds_of(&mut model, 4000.0, rtt, 50, &mut clock);
         assert_ne!(model.phase(), Phase::Startup, "the trickle ends startup");
         let floor = (MIN_CWND_SEGMENTS as usize * MSS) as f64 / rtt.as_secs_f64();
         let rate = model.pacing_rate().unwrap();
         assert!(rate >= floor, "paced at {rate} B/s, below {floor}");
+    }
+
+    /// Feeds one acknowledgement a round at `rate`, `rounds` times, a
+    /// round being `rtt`.
+    fn rounds_of(
+        model: &mut Bbr,
+        rate: f64,
+        rtt: Duration,
+        rounds: u32,
+        clock: &mut (Instant, u64),
+    ) {
+        for _ in 0..rounds {
+            clock.0 += rtt;
+            clock.1 += (rate * rtt.as_secs_f64()) as u64;
+            let sample = sample(rate, rtt, clock.1);
+            model.on_ack(clock.0, &sample, MSS as u64, clock.1, 0);
+        }
+    }
+
+    fn rounds(model: &mut Bbr, rate: f64, rounds: u32, clock: &mut (Instant, u64)) {
+        rounds_of(model, rate, Duration::from_millis(40), rounds, clock);
+    }
+
+    /// A receiver that stalled and acknowledged batches at once reads as
+    /// a path 60% faster; past Startup the estimate takes at most the
+    /// highest probing gain of it in a probing cycle, however many rounds
+    /// repeat it.
+    #[test]
+    fn a_burst_of_acknowledgements_does_not_raise_the_estimate_past_a_probe() {
+        let mut clock = (Instant::now(), 0);
+        let mut model = Bbr::new(clock.0, MSS);
+        rounds(&mut model, 1e6, 20, &mut clock);
+        assert_eq!(model.phase(), Phase::ProbeBandwidth);
+        rounds(&mut model, 1.6e6, 3, &mut clock);
+        let estimate = model.bandwidth().unwrap();
+        assert!(estimate <= 1.25e6 + 1.0, "estimate {estimate}");
+    }
+
+    /// Rounds that lose segments and deliver a tenth less: on a path
+    /// with no queue (the round trip stays the path's own) that is the
+    /// path's random loss and the estimate stays; while every round trip
+    /// waits in a queue it is the buffer overflowing, and the estimate
+    /// falls to what the rounds delivered.
+    #[test]
+    fn only_loss_behind_a_queue_cuts_the_estimate() {
+        let estimate_after_loss = |rtt_ms: u64| {
+            let mut clock = (Instant::now(), 0);
+            let mut model = Bbr::new(clock.0, MSS);
+            rounds(&mut model, 1e6, 20, &mut clock);
+            let rtt = Duration::from_millis(rtt_ms);
+            let mut round = |model: &mut Bbr, rate: f64| {
+                clock.0 += rtt;
+                clock.1 += (rate * rtt.as_secs_f64()) as u64;
+                let sample = sample(rate, rtt, clock.1);
+                model.on_ack(clock.0, &sample, MSS as u64, clock.1, 0);
+            };
+            for _ in 0..RECENT_RTT_ROUNDS {
+                round(&mut model, 1e6);
+            }
+            for _ in 0..6 {
+                model.on_loss(5 * MSS as u64);
+                round(&mut model, 0.9e6);
+            }
+            model.bandwidth().unwrap()
+        };
+        let (path_loss, overflow) = (estimate_after_loss(40), estimate_after_loss(90));
+        assert!(path_loss >= 1e6 - 1.0, "no queue: {path_loss}");
+        assert!(overflow < 0.95e6, "queue: {overflow}");
+    }
+
+    /// Loopback: 50 us idle, 100 MB/s. The window holds 5 ms of the rate
+    /// (the round trip under load, not the idle one) and nothing is paced.
+    #[test]
+    fn a_short_path_is_windowed_by_its_loaded_round_trip_and_not_paced() {
+        let mut clock = (Instant::now(), 0);
+        let mut model = Bbr::new(clock.0, MSS);
+        rounds_of(&mut model, 1e8, Duration::from_micros(50), 2000, &mut clock);
+        assert_eq!(model.phase(), Phase::ProbeBandwidth);
+        assert!(model.cwnd() >= 500_000, "window {}", model.cwnd());
+        assert_eq!(model.pacing_rate(), None);
     }
 }

@@ -4,7 +4,7 @@
 //! sample. Segments are known by (conv, sn), read from the packets that
 //! leave and the acknowledgements that come back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,6 +53,8 @@ fn after(a: u32, b: u32) -> bool {
 #[derive(Debug, Default)]
 pub struct Delivery {
     in_flight: BTreeMap<(u32, u32), Sent>,
+    /// Segments the friend acknowledged beyond the first it lacks.
+    acked: BTreeSet<(u32, u32)>,
     spans: BTreeMap<u32, Span>,
     in_flight_bytes: u64,
     delivered: u64,
@@ -90,6 +92,17 @@ impl Delivery {
         bytes: u32,
         app_limited: bool,
     ) -> bool {
+        // A resend that waited in the pacer while the friend's
+        // acknowledgement arrived: already delivered, and counting it
+        // again would report bytes the path never carried.
+        let delivered_already = self.acked.contains(&(conv, sn))
+            || self
+                .spans
+                .get(&conv)
+                .is_some_and(|span| after(span.una, sn));
+        if delivered_already {
+            return false;
+        }
         if self.in_flight.is_empty() {
             // Nothing in flight: the next interval starts now, not at the
             // last acknowledgement before the pause.
@@ -130,6 +143,7 @@ impl Delivery {
     /// The friend acknowledged segment `sn` of `conv`.
     pub fn on_acked(&mut self, now: Instant, conv: u32, sn: u32) -> Option<RateSample> {
         let sent = self.in_flight.remove(&(conv, sn))?;
+        self.acked.insert((conv, sn));
         self.in_flight_bytes -= sent.bytes as u64;
         if let Some(span) = self.spans.get_mut(&conv) {
             span.in_flight -= 1;
@@ -180,6 +194,11 @@ impl Delivery {
                 span.una = una;
             }
         }
+        let delivered: Vec<(u32, u32)> =
+            self.acked.range((conv, 0)..(conv, una)).copied().collect();
+        for key in delivered {
+            self.acked.remove(&key);
+        }
     }
 
     /// Segments of `conv` the friend acknowledged beyond one it still
@@ -199,6 +218,14 @@ impl Delivery {
     /// The channel is gone: what it had in flight no longer is.
     pub fn forget(&mut self, conv: u32) {
         self.spans.remove(&conv);
+        let acked: Vec<(u32, u32)> = self
+            .acked
+            .range((conv, 0)..=(conv, u32::MAX))
+            .copied()
+            .collect();
+        for key in acked {
+            self.acked.remove(&key);
+        }
         let keys: Vec<(u32, u32)> = self
             .in_flight
             .range((conv, 0)..=(conv, u32::MAX))
@@ -238,6 +265,27 @@ mod tests {
         );
         assert_eq!(sample.rtt, Some(rtt));
         assert_eq!(d.in_flight(), 40 * 1000);
+    }
+
+    /// KCP resends a segment into the pacer; the friend's acknowledgement
+    /// of the first copy arrives before the pacer lets the resend go. The
+    /// resend must not count as in flight, or its own acknowledgement
+    /// would count its bytes as delivered twice: a rate the path never
+    /// carried (a 20 Mbit/s line read as 35).
+    #[test]
+    fn a_resend_that_leaves_after_its_acknowledgement_is_not_delivered_again() {
+        let now = Instant::now();
+        let mut d = Delivery::default();
+        for sn in 0..3 {
+            d.on_sent(now, 3, sn, 100, false);
+        }
+        d.on_acked(now + Duration::from_millis(1), 3, 1).unwrap();
+        d.on_cumulative(now + Duration::from_millis(1), 3, 1);
+        assert!(!d.on_sent(now + Duration::from_millis(2), 3, 1, 100, false));
+        assert!(!d.on_sent(now + Duration::from_millis(2), 3, 0, 100, false));
+        assert_eq!(d.in_flight(), 100, "only segment 2 is in flight");
+        assert!(d.on_acked(now + Duration::from_millis(3), 3, 1).is_none());
+        assert_eq!(d.delivered(), 200);
     }
 
     #[test]
