@@ -518,8 +518,9 @@ mod tests {
         assert!(overflow < 0.95e6, "queue: {overflow}");
     }
 
-    /// Loopback: 50 us idle, 100 MB/s. The window holds 5 ms of the rate
-    /// (the round trip under load, not the idle one) and nothing is paced.
+    /// Loopback: 50 us idle, 100 MB/s. The window holds `SHORT_PATH` of
+    /// the rate (the round trip under load, not the idle one) and nothing
+    /// is paced.
     #[test]
     fn a_short_path_is_windowed_by_its_loaded_round_trip_and_not_paced() {
         let mut clock = (Instant::now(), 0);
