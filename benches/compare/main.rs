@@ -7,6 +7,7 @@ mod common;
 mod impair;
 mod measure;
 mod shaped;
+mod shaped_report;
 mod subjects;
 
 use std::net::SocketAddr;
@@ -159,80 +160,8 @@ fn main() {
         loopback_rows();
     }
     if shaped {
-        shaped_rows();
+        shaped_report::shaped_rows();
     }
-}
-
-/// The shaped paths' rows, one table per rate (those given as arguments,
-/// or all), and their targets.
-fn shaped_rows() {
-    if let Err(why) = common::netns::can_run() {
-        eprintln!("shaped paths skipped (need root, iproute2, iptables): {why}");
-        return;
-    }
-    let chosen: Vec<u64> = std::env::args().filter_map(|a| a.parse().ok()).collect();
-    let rates = shaped::RATES_MBIT
-        .into_iter()
-        .filter(|r| chosen.is_empty() || chosen.contains(r));
-    for rate in rates {
-        eprintln!("shaped path, {rate} Mbit/s...");
-        let columns = shaped::measure_rate(rate);
-        print_shaped(rate, &columns);
-    }
-}
-
-fn print_shaped(rate: u64, c: &[shaped::ShapedColumn]) {
-    println!();
-    println!(
-        "| {rate} Mbit/s, 40 ms round trip, 60 ms buffer | {} |",
-        shaped::SUBJECTS.join(" | ")
-    );
-    println!("|---|---|---|---|");
-    let row = |name: &str, cell: &dyn Fn(&shaped::ShapedColumn) -> String| {
-        let cells: Vec<String> = c.iter().map(cell).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    };
-    row("alone (Mbit/s)", &|c| format!("{:.1}", c.alone));
-    row("against one TCP flow (Mbit/s, this vs TCP)", &|c| {
-        format!("{:.1} vs {:.1}", c.against_tcp.0, c.against_tcp.1)
-    });
-    row("with 1% loss (Mbit/s)", &|c| format!("{:.1}", c.lossy));
-    row("64 B echo idle, p50 / p99", &|c| {
-        format!("{} / {}", ms(c.echo_idle.0), ms(c.echo_idle.1))
-    });
-    row("64 B echo during a download, p50 / p99", &|c| {
-        format!("{} / {}", ms(c.echo_busy.0), ms(c.echo_busy.1))
-    });
-    let (direct, toxtun) = (&c[0], &c[1]);
-    println!();
-    println!("Targets at {rate} Mbit/s:");
-    let verdict = |met: bool| if met { "met" } else { "NOT met" };
-    let alone = toxtun.alone / direct.alone;
-    println!(
-        "- alone / direct TCP: {alone:.2} (target >= 0.90) {}",
-        verdict(alone >= 0.9)
-    );
-    let share = toxtun.against_tcp.0 / rate as f64;
-    println!(
-        "- share of the line against one TCP flow: {share:.2} (target 0.35 to 0.65) {}",
-        verdict((0.35..=0.65).contains(&share))
-    );
-    let lossy = toxtun.lossy / rate as f64;
-    println!(
-        "- with 1% loss, share of the line: {lossy:.2} (target >= 0.70) {}",
-        verdict(lossy >= 0.7)
-    );
-    let added = toxtun.echo_busy.0.saturating_sub(toxtun.echo_idle.0);
-    println!(
-        "- echo p50 added by a download: {} (target <= 15 ms) {}",
-        ms(added),
-        verdict(added <= Duration::from_millis(15))
-    );
-    println!(
-        "- echo p99 during a download: {} (target < 60 ms) {}",
-        ms(toxtun.echo_busy.1),
-        verdict(toxtun.echo_busy.1 < Duration::from_millis(60))
-    );
 }
 
 /// Everything on this machine's loopback, and the loss and delay rows.

@@ -113,3 +113,28 @@ fn start(index: usize, world: &World, (source, echo): (SocketAddr, SocketAddr)) 
         _ => subjects::kcptun(&targets, path),
     }
 }
+
+/// Each figure of each subject the median of its runs (the upper middle
+/// one for an even count), taken apart, so a column may mix runs.
+pub fn median(runs: &[Vec<ShapedColumn>]) -> Vec<ShapedColumn> {
+    fn mid<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        values[values.len() / 2]
+    }
+    (0..SUBJECTS.len())
+        .map(|i| {
+            let of =
+                |f: &dyn Fn(&ShapedColumn) -> f64| mid(runs.iter().map(|r| f(&r[i])).collect());
+            let at = |f: &dyn Fn(&ShapedColumn) -> Duration| {
+                mid(runs.iter().map(|r| f(&r[i])).collect())
+            };
+            ShapedColumn {
+                alone: of(&|c| c.alone),
+                against_tcp: (of(&|c| c.against_tcp.0), of(&|c| c.against_tcp.1)),
+                lossy: of(&|c| c.lossy),
+                echo_idle: (at(&|c| c.echo_idle.0), at(&|c| c.echo_idle.1)),
+                echo_busy: (at(&|c| c.echo_busy.0), at(&|c| c.echo_busy.1)),
+            }
+        })
+        .collect()
+}
