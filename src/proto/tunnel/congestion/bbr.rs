@@ -532,9 +532,9 @@ mod tests {
         assert_eq!(model.phase(), Phase::ProbeBandwidth);
         assert!(model.cwnd() >= 500_000, "window {}", model.cwnd());
         assert_eq!(model.pacing_rate(), None);
-        // A round trip below the clock's resolution is as short: paced,
+        // A round trip below the clock's resolution is as short: paced
         // at a rate measured over intervals of no length, a simulated
-        // path with no delay queued seconds in the pacer, and KCP gave up
+        // path with no delay held packets for seconds, and KCP gave up
         // on the link (fault simulator, seed 42).
         let mut model = Bbr::new(clock.0, MSS);
         rounds_of(&mut model, 1e8, Duration::ZERO, 50, &mut clock);
