@@ -5,6 +5,7 @@
 //! leave and the acknowledgements that come back.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -174,31 +175,18 @@ impl Delivery {
     /// The friend has every segment of `conv` below `una`: those whose own
     /// acknowledgement was lost count as delivered.
     pub fn on_cumulative(&mut self, now: Instant, conv: u32, una: u32) {
-        let below: Vec<(u32, u32)> = self
-            .in_flight
-            .range((conv, 0)..(conv, una))
-            .map(|(key, _)| *key)
-            .collect();
-        for key in below {
-            if let Some(sent) = self.in_flight.remove(&key) {
-                self.in_flight_bytes -= sent.bytes as u64;
-                self.delivered += sent.bytes as u64;
-                self.delivered_at = Some(now);
-                if let Some(span) = self.spans.get_mut(&conv) {
-                    span.in_flight -= 1;
-                }
-            }
+        let below = (conv, 0)..(conv, una);
+        let delivered = self.take_in_flight(below.clone());
+        if delivered > 0 {
+            self.delivered += delivered;
+            self.delivered_at = Some(now);
         }
         if let Some(span) = self.spans.get_mut(&conv) {
             if after(una, span.una) {
                 span.una = una;
             }
         }
-        let delivered: Vec<(u32, u32)> =
-            self.acked.range((conv, 0)..(conv, una)).copied().collect();
-        for key in delivered {
-            self.acked.remove(&key);
-        }
+        self.forget_acked(below);
     }
 
     /// Segments of `conv` the friend acknowledged beyond one it still
@@ -217,24 +205,31 @@ impl Delivery {
 
     /// The channel is gone: what it had in flight no longer is.
     pub fn forget(&mut self, conv: u32) {
+        let all = (conv, 0)..=(conv, u32::MAX);
+        self.take_in_flight(all.clone());
+        self.forget_acked(all);
         self.spans.remove(&conv);
-        let acked: Vec<(u32, u32)> = self
-            .acked
-            .range((conv, 0)..=(conv, u32::MAX))
-            .copied()
-            .collect();
-        for key in acked {
-            self.acked.remove(&key);
-        }
-        let keys: Vec<(u32, u32)> = self
-            .in_flight
-            .range((conv, 0)..=(conv, u32::MAX))
-            .map(|(key, _)| *key)
-            .collect();
-        for key in keys {
+    }
+
+    /// Takes the segments in `keys` out of flight; their bytes.
+    fn take_in_flight(&mut self, keys: impl RangeBounds<(u32, u32)>) -> u64 {
+        let taken: Vec<(u32, u32)> = self.in_flight.range(keys).map(|(key, _)| *key).collect();
+        let mut bytes = 0;
+        for key in taken {
             if let Some(sent) = self.in_flight.remove(&key) {
-                self.in_flight_bytes -= sent.bytes as u64;
+                bytes += sent.bytes as u64;
+                if let Some(span) = self.spans.get_mut(&key.0) {
+                    span.in_flight -= 1;
+                }
             }
+        }
+        self.in_flight_bytes -= bytes;
+        bytes
+    }
+
+    fn forget_acked(&mut self, keys: impl RangeBounds<(u32, u32)> + Clone) {
+        while let Some(&key) = self.acked.range(keys.clone()).next() {
+            self.acked.remove(&key);
         }
     }
 }
