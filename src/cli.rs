@@ -31,6 +31,15 @@ pub enum Command {
     Server,
     /// Open the tunnels listed in [client]
     Client,
+    /// Join standard input and output to one tunnel, through the node
+    /// running on this key or a node of its own:
+    /// ssh -o ProxyCommand='toxtun connect ID 127.0.0.1:%p' host
+    Connect {
+        /// The server's ID (76 hex digits)
+        id: String,
+        /// What the server connects to, as HOST:PORT
+        target: String,
+    },
     /// Print this node's ID (one line), creating the identity if needed
     Id,
     /// Run a bootstrap node: rendezvous and relay for others

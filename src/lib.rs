@@ -1,8 +1,9 @@
 //! toxtun: TCP tunnels between friends' hosts, end-to-end encrypted.
 //!
 //! `proto` is the protocol as a pure state machine; `net` drives it with
-//! one event-loop thread that owns the UDP socket; `app` wires the two to
-//! the command line.
+//! one event-loop thread that owns the UDP socket; `node` builds one from
+//! the settings, and `app` (with `connect`, for the stdio command) wires it
+//! to the command line.
 //!
 //! The public surface is what the binary, the tests, the benches and the
 //! fuzz targets use, and nothing more:
@@ -31,11 +32,13 @@ pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub(crate) mod connect;
 pub(crate) mod descriptors;
 pub(crate) mod friends_file;
 pub mod id;
 pub(crate) mod key_file;
 pub mod net;
+pub(crate) mod node;
 pub mod proto;
 pub(crate) mod status;
 pub(crate) mod token_bucket;

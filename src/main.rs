@@ -4,11 +4,14 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = toxtun::cli::parse();
-    let level = match (cli.quiet, cli.verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    // `connect` shares its standard error with the program it serves (ssh
+    // shows it to the user): only what went wrong, unless asked.
+    let quiet = cli.quiet || matches!(cli.command, toxtun::cli::Command::Connect { .. });
+    let level = match cli.verbose {
+        0 if quiet => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("toxtun={level}")));

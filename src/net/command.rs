@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
-use crate::id::PublicKey;
+use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::Refusal;
 use crate::proto::ConnId;
 
@@ -15,6 +15,13 @@ pub enum Command {
     LocalConnection {
         tunnel: usize,
         stream: TcpStream,
+    },
+    /// `toxtun connect` handed over its stream through the control socket:
+    /// open a tunnel to `target` at `server` on it.
+    HandOver {
+        server: ToxId,
+        target: String,
+        stream: UnixStream,
     },
     /// Server: the outcome of connecting to a friend's target.
     TargetConnected {

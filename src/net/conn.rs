@@ -6,14 +6,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::local_stream::LocalStream;
 use super::tcp::{ConnTasks, WriterMsg};
 
 pub struct Conn {
-    /// Client side: the accepted socket, until the server accepts.
-    pending: Option<TcpStream>,
+    /// Client side: the local stream, until the server accepts.
+    pending: Option<LocalStream>,
     tasks: Option<ConnTasks>,
     /// Messages the writer queue had no room for, in order.
     overflow: VecDeque<WriterMsg>,
@@ -42,7 +42,7 @@ pub enum Drained {
 }
 
 impl Conn {
-    pub fn new(pending: Option<TcpStream>) -> Self {
+    pub fn new(pending: Option<LocalStream>) -> Self {
         Conn {
             pending,
             tasks: None,
@@ -51,7 +51,7 @@ impl Conn {
         }
     }
 
-    pub fn take_pending(&mut self) -> Option<TcpStream> {
+    pub fn take_pending(&mut self) -> Option<LocalStream> {
         self.pending.take()
     }
 

@@ -1,18 +1,20 @@
-//! The local control socket: `toxtun status` asks the running node through
-//! a Unix socket beside the key file that only its user can open (0600).
+//! The local control socket: `toxtun status`, `forget` and `connect` reach
+//! the running node through a Unix socket beside the key file that only
+//! its user can open (0600).
 
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::accept::AcceptFailures;
 use super::command::Command;
-use crate::id::{PeerRef, PublicKey};
+use super::local_stream::{NOT_OPENED, OPENED};
+use crate::id::{PeerRef, PublicKey, ToxId};
 
 /// How long `toxtun status` waits for the node: a node that cannot accept
 /// (out of descriptors) or whose loop is stuck gets a clear error, not a hang.
@@ -78,13 +80,16 @@ pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
     }
 }
 
-/// A request is one line: `text` or `json` (status), or `forget KEY`. The
-/// answer to `forget` is one line, starting `error: ` when it failed.
-async fn answer(stream: UnixStream, commands: mpsc::Sender<Command>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut request = String::new();
-    BufReader::new(read).read_line(&mut request).await?;
+/// A request is one line: `text` or `json` (status), `forget KEY`, or
+/// `connect ID TARGET` (the stream then carries a tunnel; see
+/// `local_stream`). The answer to `forget` is one line, starting `error: `
+/// when it failed.
+async fn answer(mut stream: UnixStream, commands: mpsc::Sender<Command>) -> std::io::Result<()> {
+    let request = read_line(&mut stream).await?;
     let request = request.trim();
+    if let Some(words) = request.strip_prefix("connect ") {
+        return hand_over(stream, words, &commands).await;
+    }
     let text = match request.strip_prefix("forget ") {
         Some(key) => forget_answer(key, &commands).await,
         None => status_answer(request == "json", &commands).await,
@@ -92,8 +97,55 @@ async fn answer(stream: UnixStream, commands: mpsc::Sender<Command>) -> std::io:
     let Some(text) = text else {
         return Ok(());
     };
-    write.write_all(text.as_bytes()).await?;
-    write.shutdown().await
+    stream.write_all(text.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The longest request line: `connect`, an ID and a target fit many times.
+const MAX_REQUEST: usize = 1024;
+
+/// One line, read a byte at a time: what follows it is a tunnel's and
+/// must stay in the stream.
+pub(super) async fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_REQUEST {
+        if stream.read(&mut byte).await? == 0 || byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+async fn hand_over(
+    mut stream: UnixStream,
+    words: &str,
+    commands: &mpsc::Sender<Command>,
+) -> std::io::Result<()> {
+    let parsed = words
+        .split_once(' ')
+        .ok_or_else(|| "expected an ID and a target".to_string())
+        .and_then(|(id, target)| {
+            let server = id.parse::<ToxId>().map_err(|e| format!("'{id}': {e}"))?;
+            Ok((server, target.trim().to_string()))
+        });
+    match parsed {
+        Ok((server, target)) => {
+            let command = Command::HandOver {
+                server,
+                target,
+                stream,
+            };
+            let _ = commands.send(command).await;
+            Ok(())
+        }
+        Err(e) => {
+            let line = format!("{NOT_OPENED}{e}\n");
+            stream.write_all(line.as_bytes()).await?;
+            stream.shutdown().await
+        }
+    }
 }
 
 async fn status_answer(json: bool, commands: &mpsc::Sender<Command>) -> Option<String> {
@@ -158,12 +210,8 @@ async fn request(path: &Path, line: &str) -> Result<Option<String>, String> {
 }
 
 async fn ask(path: &Path, line: &str) -> Result<Option<String>, String> {
-    let mut stream = match UnixStream::connect(path).await {
-        Ok(stream) => stream,
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+    let Some(mut stream) = open(path).await? else {
+        return Ok(None);
     };
     stream
         .write_all(line.as_bytes())
@@ -175,6 +223,46 @@ async fn ask(path: &Path, line: &str) -> Result<Option<String>, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(Some(out))
+}
+
+/// None when no node listens on `path`.
+async fn open(path: &Path) -> Result<Option<UnixStream>, String> {
+    match UnixStream::connect(path).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            Ok(None)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The `toxtun connect` side: the stream once the running node has opened
+/// a tunnel to `target` at `server` on it, or why it did not; None when
+/// no node runs on this key. The node's open timeout bounds the wait.
+pub async fn connect(
+    path: &Path,
+    server: &ToxId,
+    target: &str,
+) -> Result<Option<UnixStream>, String> {
+    let Some(mut stream) = open(path).await? else {
+        return Ok(None);
+    };
+    let request = format!("connect {server} {target}\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let reply = read_line(&mut stream)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if reply.as_bytes() == OPENED.trim_ascii_end() {
+        return Ok(Some(stream));
+    }
+    Err(match reply.strip_prefix(NOT_OPENED) {
+        Some(why) => why.to_string(),
+        None if reply.is_empty() => "the running node closed the request without an answer".into(),
+        None => format!("unexpected answer from the running node: {reply}"),
+    })
 }
 
 #[cfg(test)]

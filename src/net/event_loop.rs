@@ -16,12 +16,13 @@ use tracing::{debug, info, warn};
 
 use super::command::Command;
 use super::conn::{Conn, Delivered, Drained};
+use super::local_stream::LocalStream;
 use super::memory;
 use super::stream_link::{Incoming, Links};
 use super::tcp::{connect_target, ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
 use crate::friends_file;
-use crate::id::PublicKey;
+use crate::id::{PeerRef, PublicKey};
 use crate::proto::{ConnId, Core, Dest, Event};
 use crate::tunnel_spec::TunnelSpec;
 
@@ -287,14 +288,14 @@ impl EventLoop {
         queue.clear();
     }
 
-    fn new_conn(&mut self, pending: Option<TcpStream>) -> ConnId {
+    fn new_conn(&mut self, pending: Option<LocalStream>) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
         self.conns.insert(conn, Conn::new(pending));
         conn
     }
 
-    fn start_tasks(&mut self, conn: ConnId, stream: TcpStream) {
+    fn start_tasks(&mut self, conn: ConnId, stream: LocalStream) {
         let tasks = ConnTasks::spawn(&self.ctx.tcp_runtime, conn, stream, self.commands.clone());
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.start(tasks);
@@ -313,9 +314,22 @@ impl EventLoop {
                     .peer_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
-                let conn = self.new_conn(Some(stream));
+                let conn = self.new_conn(Some(LocalStream::accepted(stream)));
                 // The core logs the opening, or the refusal at a rate.
                 debug!(conn, tunnel = %name, %peer, %target, "local connection");
+                self.core.open(now, conn, server, target);
+            }
+            Command::HandOver {
+                server,
+                target,
+                stream,
+            } => {
+                // Not remembered: the friendship lasts while this node runs.
+                self.core
+                    .net_mut()
+                    .add_friend(now, PeerRef::Id(server), None, true);
+                let conn = self.new_conn(Some(LocalStream::handed_over(stream)));
+                debug!(conn, %target, "stream handed over by toxtun connect");
                 self.core.open(now, conn, server, target);
             }
             Command::TargetConnected {
@@ -326,7 +340,7 @@ impl EventLoop {
                 Ok(stream) => {
                     let conn = self.new_conn(None);
                     if self.core.target_connected(now, friend, request, conn) {
-                        self.start_tasks(conn, stream);
+                        self.start_tasks(conn, LocalStream::accepted(stream));
                     } else {
                         self.conns.remove(&conn);
                     }
@@ -395,6 +409,12 @@ impl EventLoop {
                     }
                 }
                 Event::Closed { conn, reason } => {
+                    let unopened = self.conns.get_mut(&conn).and_then(Conn::take_pending);
+                    if let Some(stream) = unopened {
+                        self.ctx
+                            .tcp_runtime
+                            .spawn(stream.refuse(reason.to_string()));
+                    }
                     let done = self
                         .conns
                         .get_mut(&conn)

@@ -7,6 +7,7 @@ pub(crate) mod conn;
 pub(crate) mod control;
 pub(crate) mod event_loop;
 pub(crate) mod lan;
+pub(crate) mod local_stream;
 pub(crate) mod memory;
 pub(crate) mod stream_link;
 pub(crate) mod tcp;

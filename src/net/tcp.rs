@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::command::Command;
+use super::local_stream::{LocalRead, LocalStream, LocalWrite, OPENED};
 use crate::id::PublicKey;
 use crate::proto::reason::{ReasonCode, Refusal};
 use crate::proto::ConnId;
@@ -45,23 +45,22 @@ impl ConnTasks {
     pub fn spawn(
         runtime: &tokio::runtime::Handle,
         conn: ConnId,
-        stream: TcpStream,
+        stream: LocalStream,
         commands: mpsc::Sender<Command>,
     ) -> Self {
-        let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
         let credits = Arc::new(Semaphore::new(INITIAL_CREDITS));
         let want_ready = Arc::new(AtomicBool::new(false));
         let (writer, queue) = mpsc::channel(WRITER_QUEUE);
         let reader_task = runtime.spawn(read_loop(
             conn,
-            read_half,
+            stream.read,
             credits.clone(),
             commands.clone(),
         ));
         let writer_task = runtime.spawn(write_loop(
             conn,
-            write_half,
+            stream.write,
+            stream.handed_over,
             queue,
             want_ready.clone(),
             commands,
@@ -84,7 +83,7 @@ impl ConnTasks {
 
 async fn read_loop(
     conn: ConnId,
-    mut socket: OwnedReadHalf,
+    mut socket: LocalRead,
     credits: Arc<Semaphore>,
     commands: mpsc::Sender<Command>,
 ) {
@@ -114,11 +113,19 @@ async fn read_loop(
 
 async fn write_loop(
     conn: ConnId,
-    mut socket: OwnedWriteHalf,
+    mut socket: LocalWrite,
+    handed_over: bool,
     mut queue: mpsc::Receiver<WriterMsg>,
     want_ready: Arc<AtomicBool>,
     commands: mpsc::Sender<Command>,
 ) {
+    if handed_over {
+        if let Err(e) = socket.write_all(OPENED).await {
+            let reason = format!("local write failed: {e}");
+            let _ = commands.send(Command::LocalFailed { conn, reason }).await;
+            return;
+        }
+    }
     while let Some(message) = queue.recv().await {
         let result = match message {
             WriterMsg::Data(bytes) => socket.write_all(&bytes).await,

@@ -1,0 +1,158 @@
+//! A node built from the settings: its identity's friends, bootstrap
+//! nodes, limits and tunnels, on the event-loop thread.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use crate::config::{Settings, DEFAULT_PORT};
+use crate::friends_file;
+use crate::id::PeerRef;
+use crate::net::event_loop::{self, LoopContext, LoopHandle};
+use crate::proto::identity::Identity;
+use crate::proto::tunnel::limits::TunnelLimits;
+use crate::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Server,
+    Client,
+}
+
+pub fn start_node(
+    settings: &Settings,
+    mode: Mode,
+    identity: Arc<Identity>,
+    tcp_runtime: tokio::runtime::Handle,
+) -> Result<LoopHandle, String> {
+    let listen = settings.node.listen.unwrap_or_else(|| {
+        let port = if mode == Mode::Server {
+            DEFAULT_PORT
+        } else {
+            0
+        };
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+    });
+    let socket =
+        crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+    let friends_path = friends_file::path_for(&settings.node.key_file);
+    let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
+    let remembered = if accept_requests {
+        friends_file::load(&friends_path)?
+    } else {
+        Vec::new()
+    };
+    if mode == Mode::Client {
+        for spec in &settings.client {
+            let known = settings
+                .peers
+                .iter()
+                .any(|p| p.peer.key() == spec.server.key);
+            if !known && settings.node.bootstrap.is_empty() {
+                let only_lan = if settings.node.lan_discovery {
+                    "; only LAN discovery can find it"
+                } else {
+                    ""
+                };
+                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
+            }
+        }
+    }
+    let lan_socket = if settings.node.lan_discovery {
+        crate::net::lan::bind()
+            .map_err(|e| {
+                warn!(
+                    port = crate::proto::lan::PORT,
+                    error = %e,
+                    "LAN discovery off: cannot listen on its port"
+                )
+            })
+            .ok()
+    } else {
+        None
+    };
+    let ctx = LoopContext {
+        friends_file: friends_path,
+        tunnels: settings.client.clone(),
+        connect_timeout: settings.server.connect_timeout,
+        tcp_runtime,
+        lan_socket,
+    };
+    let settings = settings.clone();
+    let make_node = move || build_node(&settings, mode, identity, accept_requests, remembered);
+    let handle = event_loop::spawn(socket, make_node, ctx)
+        .map_err(|e| format!("cannot start event loop: {e}"))?;
+    info!(udp = %handle.local_addr, ?mode, "node listening");
+    Ok(handle)
+}
+
+fn build_node(
+    settings: &Settings,
+    mode: Mode,
+    identity: Arc<Identity>,
+    accept_requests: bool,
+    remembered: Vec<crate::id::PublicKey>,
+) -> Core {
+    let config = FriendNetConfig {
+        keepalive: settings.node.keepalive,
+        friend_timeout: settings.node.friend_timeout,
+        psk: settings.node.psk,
+        accept_requests,
+        lan_discovery: settings.node.lan_discovery,
+        max_friends: settings.server.max_friends,
+    };
+    let now = Instant::now();
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut net = FriendNet::new(identity, config, now, unix_now, rand::random());
+    for (host_port, id) in &settings.node.bootstrap {
+        match crate::config::resolve(&host_port.to_string()) {
+            Ok(addr) => net.add_bootstrap(now, addr, *id),
+            Err(e) => warn!("bootstrap node {host_port}: {e}; skipped"),
+        }
+    }
+    let hint_for = |key| {
+        settings
+            .peers
+            .iter()
+            .find(|p| p.peer.key() == key)
+            .map(|p| p.addr)
+    };
+    for peer in &settings.peers {
+        net.add_friend(now, peer.peer, Some(peer.addr), true);
+    }
+    if mode == Mode::Server {
+        for friend in &settings.server.friends {
+            net.add_friend(now, *friend, hint_for(friend.key()), false);
+        }
+    }
+    for key in remembered {
+        net.add_friend(now, PeerRef::Key(key), hint_for(key), false);
+    }
+    if mode == Mode::Client {
+        for spec in &settings.client {
+            net.add_friend(
+                now,
+                PeerRef::Id(spec.server),
+                hint_for(spec.server.key),
+                true,
+            );
+        }
+    }
+    let limits = TunnelLimits {
+        per_friend: settings.tunnel.max_tunnels_per_friend,
+        node: crate::descriptors::tunnel_budget(settings.client.len()),
+        buffer_per_friend: settings.tunnel.buffer_per_friend,
+    };
+    let tunnels = TunnelConfig {
+        kcp: settings.kcp,
+        open_timeout: settings.tunnel.open_timeout,
+        idle_timeout: settings.tunnel.idle_timeout,
+        limits,
+        allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
+    };
+    Core::new(net, tunnels, now)
+}
