@@ -26,12 +26,31 @@ pub fn default_key_file() -> PathBuf {
 }
 
 pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
-    let settings = match &cli.config {
+    let mut settings = match &cli.config {
         Some(path) => Settings::load(path).map_err(|e| e.to_string())?,
         None => Settings::defaults(default_key_file()),
     };
     for warning in &settings.warnings {
         warn!("{warning}");
+    }
+    for peer in &cli.peers {
+        settings.add_peer_flag(peer)?;
+    }
+    for entry in &cli.bootstrap {
+        settings.add_bootstrap_flag(entry)?;
+    }
+    if let Command::Client { forwards, server } = &cli.command {
+        match server {
+            Some(server) => {
+                for forward in forwards {
+                    settings.add_forward_flag(forward, server)?;
+                }
+            }
+            None if !forwards.is_empty() => {
+                return Err("-L needs the server's ID after the flags".into())
+            }
+            None => {}
+        }
     }
     Ok(settings)
 }
@@ -47,7 +66,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Connect { id, target } => crate::connect::run(settings, &id, &target),
         Command::Server => serve(settings, Mode::Server),
-        Command::Client => serve(settings, Mode::Client),
+        Command::Client { .. } => serve(settings, Mode::Client),
         Command::Bootstrap => run_bootstrap(settings),
         Command::Status { json } => {
             let path = crate::net::control::socket_path(&settings.node.key_file);

@@ -21,6 +21,12 @@ pub struct Cli {
     /// Only warnings and errors
     #[arg(short = 'q', long = "quiet", global = true)]
     pub quiet: bool,
+    /// Where a friend can be reached, as a [peers] line; repeatable
+    #[arg(long = "peer", value_name = "ID=HOST:PORT", global = true)]
+    pub peers: Vec<String>,
+    /// A bootstrap node, as a [node] bootstrap entry; repeatable
+    #[arg(long = "bootstrap", value_name = "HOST:PORT:ID", global = true)]
+    pub bootstrap: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,8 +35,17 @@ pub struct Cli {
 pub enum Command {
     /// Accept friends and forward their tunnels to allowed targets
     Server,
-    /// Open the tunnels listed in [client]
-    Client,
+    /// Open the tunnels listed in [client] and given with -L:
+    /// toxtun client -L 8080:127.0.0.1:80 ID --peer ID=192.0.2.10:33445
+    Client {
+        /// A local TCP port forwarded to a target at the server ID;
+        /// LHOST defaults to 127.0.0.1; repeatable
+        #[arg(short = 'L', value_name = "[LHOST:]LPORT:THOST:TPORT")]
+        forwards: Vec<String>,
+        /// The server the -L tunnels go to (76 hex digits)
+        #[arg(value_name = "ID", requires = "forwards")]
+        server: Option<String>,
+    },
     /// Join standard input and output to one tunnel, through the node
     /// running on this key or a node of its own:
     /// ssh -o ProxyCommand='toxtun connect ID 127.0.0.1:%p' host
@@ -92,7 +107,7 @@ mod tests {
         ] {
             let cli = parse_words(&words);
             assert_eq!(cli.config, Some(PathBuf::from("a.ini")), "{words:?}");
-            assert!(matches!(cli.command, Command::Client));
+            assert!(matches!(cli.command, Command::Client { .. }));
         }
         assert_eq!(
             parse_words(&["toxtun", "-config=b.ini", "id"]).config,

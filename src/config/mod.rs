@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ini::{Ini, ParseOption};
 
+mod flags;
 mod kcp;
 mod values;
 

@@ -124,11 +124,23 @@ impl Node {
         config: &Path,
         mode: &str,
     ) -> Node {
+        let words = ["-config".into(), config.display().to_string(), mode.into()];
+        Self::start_words(ns, env, name, &words)
+    }
+
+    /// `toxtun -v WORDS...` in namespace `ns` when given, with `env` set:
+    /// for a node that runs on flags alone.
+    pub fn start_words(
+        ns: Option<&str>,
+        env: &[(&str, &str)],
+        name: &str,
+        words: &[String],
+    ) -> Node {
         let prefix = match ns {
             Some(ns) => vec!["ip".to_string(), "netns".into(), "exec".into(), ns.into()],
             None => Vec::new(),
         };
-        Self::spawn(&prefix, env, name, config, mode)
+        Self::spawn(&prefix, env, name, words)
     }
 
     /// Like `start`, with at most `descriptors` open files (soft and hard
@@ -139,17 +151,13 @@ impl Node {
             format!("--nofile={descriptors}:{descriptors}"),
             "--".into(),
         ];
-        Self::spawn(&prefix, &[], name, config, mode)
+        let words = ["-config".into(), config.display().to_string(), mode.into()];
+        Self::spawn(&prefix, &[], name, &words)
     }
 
-    /// Runs the binary behind the words of `prefix` (a wrapper command).
-    fn spawn(
-        prefix: &[String],
-        env: &[(&str, &str)],
-        name: &str,
-        config: &Path,
-        mode: &str,
-    ) -> Node {
+    /// Runs the binary behind the words of `prefix` (a wrapper command),
+    /// with `-v` and then `words`.
+    fn spawn(prefix: &[String], env: &[(&str, &str)], name: &str, words: &[String]) -> Node {
         let mut command = match prefix.split_first() {
             Some((wrapper, args)) => {
                 let mut c = Command::new(wrapper);
@@ -160,9 +168,8 @@ impl Node {
         };
         let mut child = command
             .envs(env.iter().copied())
-            .args(["-v", "-config"])
-            .arg(config)
-            .arg(mode)
+            .arg("-v")
+            .args(words)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,0 +1,101 @@
+//! What the command line adds to the settings, so no config file is needed:
+//! `-L` tunnels, `--peer` addresses and `--bootstrap` nodes. They add to
+//! what a config file gives, in the file's own forms.
+
+use super::values::{parse_bootstrap, resolve};
+use super::{PeerHint, Settings};
+use crate::id::PeerRef;
+use crate::proto::address::split_fields;
+use crate::tunnel_spec::parse_tunnel_line;
+
+/// The listen host of a `-L` that names none: this host only.
+const DEFAULT_LISTEN_HOST: &str = "127.0.0.1";
+
+impl Settings {
+    /// `--peer ID=HOST:PORT`: where a friend can be reached.
+    pub fn add_peer_flag(&mut self, flag: &str) -> Result<(), String> {
+        let fail = |why: String| format!("--peer '{flag}': {why}");
+        let (id, addr) = flag
+            .split_once('=')
+            .ok_or_else(|| fail("expected ID=HOST:PORT".into()))?;
+        let peer: PeerRef = id
+            .trim()
+            .parse()
+            .map_err(|e| fail(format!("bad ID or key: {e}")))?;
+        let addr = resolve(addr.trim()).map_err(fail)?;
+        self.peers.push(PeerHint { peer, addr });
+        Ok(())
+    }
+
+    /// `--bootstrap HOST:PORT:ID`, as a `bootstrap` entry in `[node]`.
+    pub fn add_bootstrap_flag(&mut self, flag: &str) -> Result<(), String> {
+        let entry = parse_bootstrap(flag.trim()).map_err(|e| format!("--bootstrap: {e}"))?;
+        self.node.bootstrap.push(entry);
+        Ok(())
+    }
+
+    /// `-L [LHOST:]LPORT:THOST:TPORT` to `server`, as a `[client]` line
+    /// named after the flag.
+    pub fn add_forward_flag(&mut self, flag: &str, server: &str) -> Result<(), String> {
+        let fail = |why: String| format!("-L '{flag}': {why}");
+        let fields = split_fields(flag.trim()).map_err(fail)?;
+        let line = match fields.len() {
+            3 => format!("{DEFAULT_LISTEN_HOST}:{}:{server}", flag.trim()),
+            4 => format!("{}:{server}", flag.trim()),
+            n => {
+                return Err(fail(format!(
+                    "expected [LHOST:]LPORT:THOST:TPORT, found {n} fields"
+                )))
+            }
+        };
+        let spec = parse_tunnel_line(&format!("-L {}", flag.trim()), &line).map_err(fail)?;
+        self.client.push(spec);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const ID: &str = "A5A02FECA08E3EAC7E646B89C0507A8AAF9136E05DC756FF09F86230951820670F908F2E7719";
+
+    fn settings() -> Settings {
+        Settings::defaults(PathBuf::from("k.key"))
+    }
+
+    #[test]
+    fn forwards_default_to_this_host_and_take_the_servers_id() {
+        let mut s = settings();
+        s.add_forward_flag("8080:example.org:80", ID).unwrap();
+        s.add_forward_flag("[::1]:2222:[fd00::1]:22", ID).unwrap();
+        assert_eq!(s.client[0].listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.client[0].target(), "example.org:80");
+        assert_eq!(s.client[0].server.to_string(), ID);
+        assert_eq!(s.client[1].listen, "[::1]:2222".parse().unwrap());
+        assert_eq!(s.client[1].target(), "[fd00::1]:22");
+        let err = s.add_forward_flag("8080:80", ID).unwrap_err();
+        assert!(
+            err.contains("-L '8080:80'") && err.contains("2 fields"),
+            "{err}"
+        );
+        let err = s.add_forward_flag("8080:h:80", "nope").unwrap_err();
+        assert!(err.contains("bad server ID"), "{err}");
+    }
+
+    #[test]
+    fn peers_and_bootstrap_nodes() {
+        let mut s = settings();
+        s.add_peer_flag(&format!("{ID}=192.0.2.1:33445")).unwrap();
+        assert_eq!(s.peers[0].addr, "192.0.2.1:33445".parse().unwrap());
+        let err = s.add_peer_flag("192.0.2.1:33445").unwrap_err();
+        assert!(err.contains("expected ID=HOST:PORT"), "{err}");
+        s.add_bootstrap_flag(&format!("192.0.2.2:33445:{ID}"))
+            .unwrap();
+        assert_eq!(s.node.bootstrap.len(), 1);
+        let err = s.add_bootstrap_flag("192.0.2.2:33445").unwrap_err();
+        assert!(err.starts_with("--bootstrap: "), "{err}");
+    }
+}
