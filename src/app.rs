@@ -201,9 +201,8 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         let control = crate::net::control::bind(&control_path).await?;
         debug!(path = %control_path.display(), "control socket listening");
         tokio::spawn(crate::net::control::serve(control, node.commands.clone()));
-        if mode == Mode::Client {
-            listen_tunnels(&settings, node.commands.clone()).await?;
-        }
+        // `server` with [client] lines in its config plays both roles.
+        listen_tunnels(&settings, node.commands.clone()).await?;
         let _ = tokio::signal::ctrl_c().await;
         Ok::<(), String>(())
     });

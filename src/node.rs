@@ -44,20 +44,19 @@ pub fn start_node(
     } else {
         Vec::new()
     };
-    if mode == Mode::Client {
-        for spec in &settings.client {
-            let known = settings
-                .peers
-                .iter()
-                .any(|p| p.peer.key() == spec.server.key);
-            if !known && settings.node.bootstrap.is_empty() {
-                let only_lan = if settings.node.lan_discovery {
-                    "; only LAN discovery can find it"
-                } else {
-                    ""
-                };
-                warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
-            }
+    // A server's config may have [client] lines too: one node, both roles.
+    for spec in &settings.client {
+        let known = settings
+            .peers
+            .iter()
+            .any(|p| p.peer.key() == spec.server.key);
+        if !known && settings.node.bootstrap.is_empty() {
+            let only_lan = if settings.node.lan_discovery {
+                "; only LAN discovery can find it"
+            } else {
+                ""
+            };
+            warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
         }
     }
     let lan_socket = if settings.node.lan_discovery {
@@ -132,15 +131,13 @@ fn build_node(
     for key in remembered {
         net.add_friend(now, PeerRef::Key(key), hint_for(key), false);
     }
-    if mode == Mode::Client {
-        for spec in &settings.client {
-            net.add_friend(
-                now,
-                PeerRef::Id(spec.server),
-                hint_for(spec.server.key),
-                true,
-            );
-        }
+    for spec in &settings.client {
+        net.add_friend(
+            now,
+            PeerRef::Id(spec.server),
+            hint_for(spec.server.key),
+            true,
+        );
     }
     let limits = TunnelLimits {
         per_friend: settings.tunnel.max_tunnels_per_friend,
