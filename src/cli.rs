@@ -52,7 +52,7 @@ pub enum Command {
     Connect {
         /// The server's ID (76 hex digits)
         id: String,
-        /// What the server connects to, as HOST:PORT
+        /// What the server connects to: HOST:PORT, or a name in its [services]
         target: String,
     },
     /// Print this node's ID (one line), creating the identity if needed

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::id::ToxId;
 use crate::net::control;
 use crate::node::{start_node, Mode};
+use crate::proto::tunnel::services::check_service_name;
 
 pub fn run(settings: Settings, id: &str, target: &str) -> Result<(), String> {
     let server = id
@@ -74,13 +75,15 @@ impl HandOver<'_> {
     }
 }
 
-/// `HOST:PORT`, checked here so a typo is reported before any node starts.
+/// `HOST:PORT` or a service's name, checked here so a typo is reported
+/// before any node starts.
 fn check_target(target: &str) -> Result<(), String> {
-    let port = target
-        .rsplit_once(':')
-        .map(|(host, port)| (host, port.parse::<u16>()));
-    match port {
-        Some((host, Ok(port))) if !host.is_empty() && port != 0 => Ok(()),
+    let Some((host, port)) = target.rsplit_once(':') else {
+        return check_service_name(target)
+            .map_err(|e| format!("connect: target {e}, nor HOST:PORT"));
+    };
+    match port.parse::<u16>() {
+        Ok(port) if !host.is_empty() && port != 0 => Ok(()),
         _ => Err(format!(
             "connect: target '{target}' is not HOST:PORT (e.g. 127.0.0.1:22)"
         )),

@@ -150,6 +150,7 @@ fn build_node(
         idle_timeout: settings.tunnel.idle_timeout,
         limits,
         allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
+        services: settings.services.clone(),
     };
     Core::new(net, tunnels, now)
 }

@@ -1,26 +1,39 @@
-//! One `[client]` line: `[tcp:|udp:]LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID`.
+//! One `[client]` line: `[tcp:|udp:]LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID`,
+//! or `LISTEN_HOST:LISTEN_PORT:SERVICE:SERVER_ID` for a service the server
+//! names in its `[services]`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::id::ToxId;
 use crate::proto::address::{check_host, parse_port, split_fields};
+use crate::proto::tunnel::services::check_service_name;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelSpec {
     pub name: String,
     pub listen: SocketAddr,
-    pub target_host: String,
-    pub target_port: u16,
+    pub target: Target,
     pub server: ToxId,
+}
+
+/// What the server connects the tunnel to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Address {
+        host: String,
+        port: u16,
+    },
+    /// A name in the server's `[services]`.
+    Service(String),
 }
 
 impl TunnelSpec {
     /// The target as the OPEN message carries it.
     pub fn target(&self) -> String {
-        if self.target_host.contains(':') {
-            format!("[{}]:{}", self.target_host, self.target_port)
-        } else {
-            format!("{}:{}", self.target_host, self.target_port)
+        match &self.target {
+            Target::Address { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            Target::Address { host, port } => format!("{host}:{port}"),
+            Target::Service(name) => name.clone(),
         }
     }
 }
@@ -35,11 +48,29 @@ pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
         line
     };
     let fields = split_fields(body)?;
-    let [listen_host, listen_port, target_host, target_port, server] = fields.as_slice() else {
-        return Err(format!(
-            "expected LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID, found {} fields",
-            fields.len()
-        ));
+    let (listen_host, listen_port, target, server) = match fields.as_slice() {
+        [listen_host, listen_port, target_host, target_port, server] => (
+            listen_host,
+            listen_port,
+            parse_address(line, target_host, target_port)?,
+            server,
+        ),
+        [listen_host, listen_port, service, server] => {
+            check_service_name(service)?;
+            (
+                listen_host,
+                listen_port,
+                Target::Service(service.clone()),
+                server,
+            )
+        }
+        _ => {
+            return Err(format!(
+                "expected LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID \
+                 or LISTEN_HOST:LISTEN_PORT:SERVICE:SERVER_ID, found {} fields",
+                fields.len()
+            ))
+        }
     };
     let listen_ip = match listen_host.as_str() {
         "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -51,24 +82,29 @@ pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
     };
     let listen_port = parse_port(listen_port, line)?
         .ok_or_else(|| "the listen port must be a number".to_string())?;
-    check_host(target_host, line)?;
-    if target_host == "*" {
-        return Err("the target host must be named, not '*'".into());
-    }
-    let target_port = match parse_port(target_port, line)? {
-        Some(p) if p != 0 => p,
-        _ => return Err(format!("target port '{target_port}' must be 1-65535")),
-    };
     let server = server
         .parse::<ToxId>()
         .map_err(|e| format!("bad server ID: {e}"))?;
     Ok(TunnelSpec {
         name: name.to_string(),
         listen: SocketAddr::new(listen_ip, listen_port),
-        target_host: target_host.clone(),
-        target_port,
+        target,
         server,
     })
+}
+
+fn parse_address(line: &str, host: &str, port: &str) -> Result<Target, String> {
+    check_host(host, line)?;
+    if host == "*" {
+        return Err("the target host must be named, not '*'".into());
+    }
+    match parse_port(port, line)? {
+        Some(port) if port != 0 => Ok(Target::Address {
+            host: host.to_string(),
+            port,
+        }),
+        _ => Err(format!("target port '{port}' must be 1-65535")),
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +120,12 @@ mod tests {
         assert_eq!(spec.target(), "[::1]:22");
         let err = parse_tunnel_line("t", &format!("udp:*:53:127.0.0.1:53:{ID}")).unwrap_err();
         assert!(err.contains("udp"), "{err}");
+        let spec = parse_tunnel_line("t", &format!("*:81:web:{ID}")).unwrap();
+        assert_eq!(spec.target, Target::Service("web".into()));
+        assert_eq!(spec.target(), "web");
         let err = parse_tunnel_line("t", &format!("*:81:127.0.0.1:{ID}")).unwrap_err();
-        assert!(err.contains("4 fields"), "{err}");
+        assert!(err.contains("service name"), "{err}");
+        let err = parse_tunnel_line("t", &format!("*:81:{ID}")).unwrap_err();
+        assert!(err.contains("3 fields"), "{err}");
     }
 }

@@ -108,7 +108,7 @@ fn connect_without_a_running_node_carries_bytes_and_says_why_it_failed() {
         "took {took:?}"
     );
 
-    let out = connect(&pair.client_config, &pair.server.id, "no-port", b"");
+    let out = connect(&pair.client_config, &pair.server.id, "host:notaport", b"");
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("is not HOST:PORT"));
 }

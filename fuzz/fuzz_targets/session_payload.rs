@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             host: None,
             port: None,
         }]),
+        services: Default::default(),
     };
     let net = FriendNet::new(server_id.clone(), net_config(true), now, UNIX, 1);
     let mut server = Core::new(net, tunnels, now);

@@ -1,7 +1,7 @@
 //! toxtun.ini into typed, validated settings. Every error names the file,
 //! the line and the key, and says what is wrong.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +12,9 @@ mod flags;
 mod kcp;
 mod values;
 
-use values::{parse_allow_rule, parse_bootstrap, parse_listen, parse_positive, split_list};
+use values::{
+    parse_allow_rule, parse_bootstrap, parse_listen, parse_positive, parse_service, split_list,
+};
 pub use values::{parse_duration, parse_flag, resolve};
 
 use crate::id::{PeerRef, ToxId};
@@ -35,6 +37,8 @@ pub struct Settings {
     pub peers: Vec<PeerHint>,
     pub server: ServerSettings,
     pub client: Vec<TunnelSpec>,
+    /// `[services]`: name to HOST:PORT, as OPEN carries a target.
+    pub services: BTreeMap<String, String>,
     pub kcp: KcpSettings,
     pub tunnel: TunnelSettings,
     pub bootstrap: BootstrapSettings,
@@ -115,6 +119,7 @@ impl Settings {
                 connect_timeout: Duration::from_secs(10),
             },
             client: Vec::new(),
+            services: BTreeMap::new(),
             kcp: KcpSettings::default(),
             tunnel: TunnelSettings {
                 open_timeout: Duration::from_secs(15),
@@ -168,6 +173,12 @@ impl Settings {
                         let spec = parse_tunnel_line(key, value)
                             .map_err(|e| reader.error(section_name, key, e))?;
                         settings.client.push(spec);
+                        true
+                    }
+                    "services" => {
+                        let target = parse_service(key, value)
+                            .map_err(|e| reader.error(section_name, key, e))?;
+                        settings.services.insert(key.to_string(), target);
                         true
                     }
                     "kcp" => kcp::set(&mut settings.kcp, key, value)
@@ -355,11 +366,12 @@ pub fn default_allow() -> Vec<AllowRule> {
 }
 
 /// Sections whose keys are checked for repeats; others only warn.
-const KNOWN_SECTIONS: [&str; 7] = [
+const KNOWN_SECTIONS: [&str; 8] = [
     "node",
     "peers",
     "server",
     "client",
+    "services",
     "kcp",
     "tunnel",
     "bootstrap",

@@ -156,3 +156,18 @@ fn durations() {
     assert!(parse_duration("-1").is_err());
     assert!(parse_duration("5 parsecs").is_err());
 }
+
+#[test]
+fn services_name_their_targets() {
+    let s = parse("[services]\nweb = 127.0.0.1:8080\nssh.v6 = [::1]:22\n").unwrap();
+    assert_eq!(s.services["web"], "127.0.0.1:8080");
+    assert_eq!(s.services["ssh.v6"], "[::1]:22");
+    let err = error_of("[services]\nweb = 127.0.0.1\n");
+    assert!(
+        err.starts_with("/etc/toxtun.ini:2: [services] web:"),
+        "{err}"
+    );
+    assert!(err.contains("expected HOST:PORT"), "{err}");
+    let err = error_of("[services]\n8080 = 127.0.0.1:8080\n");
+    assert!(err.contains("not a service name"), "{err}");
+}

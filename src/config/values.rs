@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::id::ToxId;
 use crate::proto::address::{parse_host_port, HostPort};
 use crate::proto::tunnel::allow::AllowRule;
+use crate::proto::tunnel::services::check_service_name;
 
 pub(super) fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
@@ -99,4 +100,20 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         return Err(format!("'{value}' must be a positive duration"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A `[services]` line: a name and the HOST:PORT it stands for, written as
+/// OPEN carries a target (an IPv6 host in brackets).
+pub(super) fn parse_service(name: &str, value: &str) -> Result<String, String> {
+    check_service_name(name)?;
+    let hp = parse_host_port(value)?;
+    let port = match hp.port {
+        Some(port) if port != 0 && hp.host != "*" => port,
+        _ => return Err(format!("'{value}': expected HOST:PORT")),
+    };
+    Ok(if hp.host.contains(':') {
+        format!("[{}]:{port}", hp.host)
+    } else {
+        format!("{}:{port}", hp.host)
+    })
 }

@@ -102,6 +102,7 @@ impl Host {
             idle_timeout: Duration::from_secs(3600),
             limits: TunnelLimits::default(),
             allow,
+            services: Default::default(),
         };
         Host {
             addr: addr(port),

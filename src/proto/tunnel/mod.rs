@@ -25,6 +25,7 @@ mod opening;
 pub mod outbox;
 mod pipes;
 mod segments;
+pub mod services;
 
 use self::allow::AllowRule;
 use self::kcp_settings::KcpSettings;
@@ -48,6 +49,8 @@ pub struct TunnelConfig {
     pub limits: TunnelLimits,
     /// None: this node serves no tunnels (client mode).
     pub allow: Option<Vec<AllowRule>>,
+    /// Named targets (`[services]`): name to HOST:PORT. Naming one allows it.
+    pub services: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

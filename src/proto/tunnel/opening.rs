@@ -132,16 +132,23 @@ impl Core {
         protocol: u8,
         target: String,
     ) {
-        let refusal = match &self.config.allow {
-            None => Some(Refusal::new(
+        // A target without a port is a service's name.
+        let service = (!target.contains(':')).then(|| self.config.services.get(&target).cloned());
+        let refusal = match (&self.config.allow, &service) {
+            (None, _) => Some(Refusal::new(
                 ReasonCode::NotAllowed,
                 "this node serves no tunnels",
             )),
-            Some(_) if protocol != PROTOCOL_TCP => Some(Refusal::new(
+            (Some(_), _) if protocol != PROTOCOL_TCP => Some(Refusal::new(
                 ReasonCode::ProtocolError,
                 format!("protocol {protocol} is not supported"),
             )),
-            Some(rules) => match allow::permitted(rules, &target) {
+            (Some(_), Some(Some(_))) => self.tunnel_limit(&friend),
+            (Some(_), Some(None)) => Some(Refusal::new(
+                ReasonCode::NotAllowed,
+                format!("no service named '{target}' here"),
+            )),
+            (Some(rules), None) => match allow::permitted(rules, &target) {
                 Err(e) => Some(Refusal::new(
                     ReasonCode::ProtocolError,
                     format!("bad target: {e}"),
@@ -158,6 +165,10 @@ impl Core {
             self.send_control(now, friend, &Control::Refuse { request, refusal });
             return;
         }
+        let target = match service {
+            Some(Some(address)) => address,
+            _ => target,
+        };
         self.tunnels.take(friend);
         debug!(friend = %friend.short(), %target, request, "connecting to target");
         self.events.push_back(Event::Connect {
