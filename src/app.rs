@@ -39,15 +39,26 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     for entry in &cli.bootstrap {
         settings.add_bootstrap_flag(entry)?;
     }
-    if let Command::Client { forwards, server } = &cli.command {
+    if let Command::Client {
+        forwards,
+        socks,
+        server,
+    } = &cli.command
+    {
         match server {
+            Some(server) if forwards.is_empty() && socks.is_empty() => {
+                return Err(format!("'{server}': a server ID goes with -L or -D"))
+            }
             Some(server) => {
                 for forward in forwards {
                     settings.add_forward_flag(forward, server)?;
                 }
+                for flag in socks {
+                    settings.add_socks_flag(flag, server)?;
+                }
             }
-            None if !forwards.is_empty() => {
-                return Err("-L needs the server's ID after the flags".into())
+            None if !forwards.is_empty() || !socks.is_empty() => {
+                return Err("-L and -D need the server's ID after the flags".into())
             }
             None => {}
         }
@@ -203,6 +214,7 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         tokio::spawn(crate::net::control::serve(control, node.commands.clone()));
         // `server` with [client] lines in its config plays both roles.
         listen_tunnels(&settings, node.commands.clone()).await?;
+        crate::socks_listen::listen(&settings.socks, node.commands.clone()).await?;
         let _ = tokio::signal::ctrl_c().await;
         Ok::<(), String>(())
     });

@@ -42,8 +42,13 @@ pub enum Command {
         /// LHOST defaults to 127.0.0.1; repeatable
         #[arg(short = 'L', value_name = "[LHOST:]LPORT:THOST:TPORT")]
         forwards: Vec<String>,
-        /// The server the -L tunnels go to (76 hex digits)
-        #[arg(value_name = "ID", requires = "forwards")]
+        /// A local SOCKS5 server whose connections become tunnels to the
+        /// server ID (which applies its allow); LHOST defaults to
+        /// 127.0.0.1; repeatable
+        #[arg(short = 'D', value_name = "[LHOST:]PORT")]
+        socks: Vec<String>,
+        /// The server the -L and -D tunnels go to (76 hex digits)
+        #[arg(value_name = "ID")]
         server: Option<String>,
     },
     /// Join standard input and output to one tunnel, through the node

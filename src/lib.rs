@@ -40,6 +40,7 @@ pub(crate) mod key_file;
 pub mod net;
 pub(crate) mod node;
 pub mod proto;
+pub(crate) mod socks_listen;
 pub(crate) mod status;
 pub(crate) mod token_bucket;
 pub(crate) mod tunnel_spec;

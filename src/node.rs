@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::config::{Settings, DEFAULT_PORT};
 use crate::friends_file;
-use crate::id::PeerRef;
+use crate::id::{PeerRef, ToxId};
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
 use crate::proto::identity::Identity;
 use crate::proto::tunnel::limits::TunnelLimits;
@@ -45,18 +45,15 @@ pub fn start_node(
         Vec::new()
     };
     // A server's config may have [client] lines too: one node, both roles.
-    for spec in &settings.client {
-        let known = settings
-            .peers
-            .iter()
-            .any(|p| p.peer.key() == spec.server.key);
+    for (name, server) in used_servers(settings) {
+        let known = settings.peers.iter().any(|p| p.peer.key() == server.key);
         if !known && settings.node.bootstrap.is_empty() {
             let only_lan = if settings.node.lan_discovery {
                 "; only LAN discovery can find it"
             } else {
                 ""
             };
-            warn!(tunnel = %spec.name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
+            warn!(tunnel = %name, "no address known for its server: add it under [peers] or configure a bootstrap node{only_lan}");
         }
     }
     let lan_socket = if settings.node.lan_discovery {
@@ -131,17 +128,12 @@ fn build_node(
     for key in remembered {
         net.add_friend(now, PeerRef::Key(key), hint_for(key), false);
     }
-    for spec in &settings.client {
-        net.add_friend(
-            now,
-            PeerRef::Id(spec.server),
-            hint_for(spec.server.key),
-            true,
-        );
+    for (_, server) in used_servers(settings) {
+        net.add_friend(now, PeerRef::Id(server), hint_for(server.key), true);
     }
     let limits = TunnelLimits {
         per_friend: settings.tunnel.max_tunnels_per_friend,
-        node: crate::descriptors::tunnel_budget(settings.client.len()),
+        node: crate::descriptors::tunnel_budget(settings.client.len() + settings.socks.len()),
         buffer_per_friend: settings.tunnel.buffer_per_friend,
     };
     let tunnels = TunnelConfig {
@@ -153,4 +145,11 @@ fn build_node(
         services: settings.services.clone(),
     };
     Core::new(net, tunnels, now)
+}
+
+/// Each `[client]` line's name and server: tunnels and SOCKS5 listeners.
+fn used_servers(settings: &Settings) -> impl Iterator<Item = (&str, ToxId)> {
+    let tunnels = settings.client.iter().map(|s| (s.name.as_str(), s.server));
+    let socks = settings.socks.iter().map(|s| (s.name.as_str(), s.server));
+    tunnels.chain(socks)
 }

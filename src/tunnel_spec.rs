@@ -1,6 +1,6 @@
 //! One `[client]` line: `[tcp:|udp:]LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID`,
-//! or `LISTEN_HOST:LISTEN_PORT:SERVICE:SERVER_ID` for a service the server
-//! names in its `[services]`.
+//! `LISTEN_HOST:LISTEN_PORT:SERVICE:SERVER_ID` for a service the server
+//! names in its `[services]`, or `socks5:LISTEN_HOST:LISTEN_PORT:SERVER_ID`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -72,7 +72,46 @@ pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
             ))
         }
     };
-    let listen_ip = match listen_host.as_str() {
+    Ok(TunnelSpec {
+        name: name.to_string(),
+        listen: parse_listen(line, listen_host, listen_port)?,
+        target,
+        server: parse_server(server)?,
+    })
+}
+
+/// A `socks5:LISTEN_HOST:LISTEN_PORT:SERVER_ID` line: a local SOCKS5
+/// server whose connections become tunnels to the server, which applies
+/// its `allow` to each target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocksSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub server: ToxId,
+}
+
+/// `line` without its `socks5:`, if it has one.
+pub fn socks_body(line: &str) -> Option<&str> {
+    line.trim().strip_prefix("socks5:")
+}
+
+pub fn parse_socks_line(name: &str, body: &str) -> Result<SocksSpec, String> {
+    let fields = split_fields(body.trim())?;
+    let [listen_host, listen_port, server] = fields.as_slice() else {
+        return Err(format!(
+            "expected socks5:LISTEN_HOST:LISTEN_PORT:SERVER_ID, found {} fields",
+            fields.len()
+        ));
+    };
+    Ok(SocksSpec {
+        name: name.to_string(),
+        listen: parse_listen(body, listen_host, listen_port)?,
+        server: parse_server(server)?,
+    })
+}
+
+fn parse_listen(line: &str, host: &str, port: &str) -> Result<SocketAddr, String> {
+    let ip = match host {
         "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -80,17 +119,15 @@ pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
             .parse()
             .map_err(|_| format!("listen host '{other}' must be an IP address, * or localhost"))?,
     };
-    let listen_port = parse_port(listen_port, line)?
-        .ok_or_else(|| "the listen port must be a number".to_string())?;
-    let server = server
+    let port =
+        parse_port(port, line)?.ok_or_else(|| "the listen port must be a number".to_string())?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_server(server: &str) -> Result<ToxId, String> {
+    server
         .parse::<ToxId>()
-        .map_err(|e| format!("bad server ID: {e}"))?;
-    Ok(TunnelSpec {
-        name: name.to_string(),
-        listen: SocketAddr::new(listen_ip, listen_port),
-        target,
-        server,
-    })
+        .map_err(|e| format!("bad server ID: {e}"))
 }
 
 fn parse_address(line: &str, host: &str, port: &str) -> Result<Target, String> {
@@ -127,5 +164,10 @@ mod tests {
         assert!(err.contains("service name"), "{err}");
         let err = parse_tunnel_line("t", &format!("*:81:{ID}")).unwrap_err();
         assert!(err.contains("3 fields"), "{err}");
+        let line = format!("socks5:127.0.0.1:1080:{ID}");
+        let spec = parse_socks_line("s", socks_body(&line).unwrap()).unwrap();
+        assert_eq!(spec.listen, "127.0.0.1:1080".parse().unwrap());
+        let err = parse_socks_line("s", "127.0.0.1:1080").unwrap_err();
+        assert!(err.contains("2 fields"), "{err}");
     }
 }

@@ -286,7 +286,10 @@ fn ssh_and_scp_through_the_node_running_on_the_key() {
     );
 
     // Every stream went through the running node, which still serves.
-    assert_eq!(running.count(&["stream handed over by toxtun connect"]), 6);
+    assert_eq!(
+        running.count(&["tunnel asked for on a stream", "from=Connect"]),
+        6
+    );
     let status = common::status_json(None, &pair.client_config);
     assert_eq!(status["id"].as_str().unwrap(), running.id);
     let mut running = running;

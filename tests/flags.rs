@@ -4,44 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 
+use common::http::{have_curl, http_server};
 use common::netns::{can_run, within, LanWorld};
 use common::{write_config, Node};
 use sha2::{Digest, Sha256};
-
-/// Serves `body` to every GET, one connection at a time.
-fn http_server(body: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                line.clear();
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    addr
-}
-
-fn have_curl() -> bool {
-    if Command::new("curl").arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(std::env::var("CI").is_err(), "curl missing under CI");
-    eprintln!("skipped: curl not installed");
-    false
-}
 
 #[test]
 fn curl_through_a_tunnel_from_flags_alone() {
@@ -58,7 +26,7 @@ fn curl_through_a_tunnel_from_flags_alone() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let expected: [u8; 32] = Sha256::digest(&body).into();
-    let web = within(&world.host_a, move || http_server(body));
+    let web = within(&world.host_a, move || http_server("0.0.0.0:0", body));
     let server_config = write_config(dir.path(), "server", "listen = 0.0.0.0:0\n");
     let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
     let port = server.udp_addr().port();

@@ -1,12 +1,13 @@
 //! What the command line adds to the settings, so no config file is needed:
-//! `-L` tunnels, `--peer` addresses and `--bootstrap` nodes. They add to
+//! `-L` tunnels, `-D` SOCKS5 listeners, `--peer` addresses and
+//! `--bootstrap` nodes. They add to
 //! what a config file gives, in the file's own forms.
 
 use super::values::{parse_bootstrap, resolve};
 use super::{PeerHint, Settings};
 use crate::id::PeerRef;
 use crate::proto::address::split_fields;
-use crate::tunnel_spec::parse_tunnel_line;
+use crate::tunnel_spec::{parse_socks_line, parse_tunnel_line};
 
 /// The listen host of a `-L` that names none: this host only.
 const DEFAULT_LISTEN_HOST: &str = "127.0.0.1";
@@ -54,6 +55,23 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// `-D [LHOST:]PORT` to `server`, as a `socks5:` line named after the
+    /// flag.
+    pub fn add_socks_flag(&mut self, flag: &str, server: &str) -> Result<(), String> {
+        let fail = |why: String| format!("-D '{flag}': {why}");
+        let fields = split_fields(flag.trim()).map_err(fail)?;
+        let body = match fields.len() {
+            1 => format!("{DEFAULT_LISTEN_HOST}:{}:{server}", flag.trim()),
+            2 => format!("{}:{server}", flag.trim()),
+            n => return Err(fail(format!("expected [LHOST:]PORT, found {n} fields"))),
+        };
+        let spec = parse_socks_line(&format!("-D {}", flag.trim()), &body).map_err(fail)?;
+        self.socks.push(spec);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -83,6 +101,17 @@ mod tests {
         );
         let err = s.add_forward_flag("8080:h:80", "nope").unwrap_err();
         assert!(err.contains("bad server ID"), "{err}");
+    }
+
+    #[test]
+    fn socks_listeners_default_to_this_host() {
+        let mut s = settings();
+        s.add_socks_flag("1080", ID).unwrap();
+        s.add_socks_flag("[::1]:1081", ID).unwrap();
+        assert_eq!(s.socks[0].listen, "127.0.0.1:1080".parse().unwrap());
+        assert_eq!(s.socks[1].listen, "[::1]:1081".parse().unwrap());
+        let err = s.add_socks_flag("a:1:2", ID).unwrap_err();
+        assert!(err.contains("3 fields"), "{err}");
     }
 
     #[test]

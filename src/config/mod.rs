@@ -24,7 +24,7 @@ use crate::proto::tunnel::kcp_settings::KcpSettings;
 use crate::proto::tunnel::limits::{
     DEFAULT_BUFFER_PER_FRIEND, DEFAULT_TUNNELS_PER_FRIEND, MIN_BUFFER_PER_FRIEND,
 };
-use crate::tunnel_spec::{parse_tunnel_line, TunnelSpec};
+use crate::tunnel_spec::{parse_socks_line, parse_tunnel_line, socks_body, SocksSpec, TunnelSpec};
 
 pub const DEFAULT_PORT: u16 = 33445;
 pub const DEFAULT_KEY_FILE: &str = "toxtun.key";
@@ -37,6 +37,8 @@ pub struct Settings {
     pub peers: Vec<PeerHint>,
     pub server: ServerSettings,
     pub client: Vec<TunnelSpec>,
+    /// `socks5:` lines in `[client]`, and `-D`.
+    pub socks: Vec<SocksSpec>,
     /// `[services]`: name to HOST:PORT, as OPEN carries a target.
     pub services: BTreeMap<String, String>,
     pub kcp: KcpSettings,
@@ -119,6 +121,7 @@ impl Settings {
                 connect_timeout: Duration::from_secs(10),
             },
             client: Vec::new(),
+            socks: Vec::new(),
             services: BTreeMap::new(),
             kcp: KcpSettings::default(),
             tunnel: TunnelSettings {
@@ -170,9 +173,15 @@ impl Settings {
                     }
                     "server" => settings.server_key(&reader, key, value)?,
                     "client" => {
-                        let spec = parse_tunnel_line(key, value)
-                            .map_err(|e| reader.error(section_name, key, e))?;
-                        settings.client.push(spec);
+                        let at = |e| reader.error(section_name, key, e);
+                        match socks_body(value) {
+                            Some(body) => settings
+                                .socks
+                                .push(parse_socks_line(key, body).map_err(at)?),
+                            None => settings
+                                .client
+                                .push(parse_tunnel_line(key, value).map_err(at)?),
+                        }
                         true
                     }
                     "services" => {

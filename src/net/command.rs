@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
+
+use super::local_stream::LocalStream;
 
 use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::Refusal;
@@ -16,12 +18,12 @@ pub enum Command {
         tunnel: usize,
         stream: TcpStream,
     },
-    /// `toxtun connect` handed over its stream through the control socket:
-    /// open a tunnel to `target` at `server` on it.
-    HandOver {
+    /// A stream that names its own target (`toxtun connect`, a SOCKS5
+    /// client): open a tunnel to `target` at `server` on it.
+    OpenOn {
         server: ToxId,
         target: String,
-        stream: UnixStream,
+        stream: LocalStream,
     },
     /// Server: the outcome of connecting to a friend's target.
     TargetConnected {

@@ -13,7 +13,7 @@ use tracing::debug;
 
 use super::accept::AcceptFailures;
 use super::command::Command;
-use super::local_stream::{NOT_OPENED, OPENED};
+use super::local_stream::{LocalStream, NOT_OPENED, OPENED};
 use crate::id::{PeerRef, PublicKey, ToxId};
 
 /// How long `toxtun status` waits for the node: a node that cannot accept
@@ -132,10 +132,10 @@ async fn hand_over(
         });
     match parsed {
         Ok((server, target)) => {
-            let command = Command::HandOver {
+            let command = Command::OpenOn {
                 server,
                 target,
-                stream,
+                stream: LocalStream::handed_over(stream),
             };
             let _ = commands.send(command).await;
             Ok(())

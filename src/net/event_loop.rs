@@ -319,7 +319,7 @@ impl EventLoop {
                 debug!(conn, tunnel = %name, %peer, %target, "local connection");
                 self.core.open(now, conn, server, target);
             }
-            Command::HandOver {
+            Command::OpenOn {
                 server,
                 target,
                 stream,
@@ -328,8 +328,9 @@ impl EventLoop {
                 self.core
                     .net_mut()
                     .add_friend(now, PeerRef::Id(server), None, true);
-                let conn = self.new_conn(Some(LocalStream::handed_over(stream)));
-                debug!(conn, %target, "stream handed over by toxtun connect");
+                let from = stream.waiting;
+                let conn = self.new_conn(Some(stream));
+                debug!(conn, %target, ?from, "tunnel asked for on a stream");
                 self.core.open(now, conn, server, target);
             }
             Command::TargetConnected {
@@ -411,9 +412,7 @@ impl EventLoop {
                 Event::Closed { conn, reason } => {
                     let unopened = self.conns.get_mut(&conn).and_then(Conn::take_pending);
                     if let Some(stream) = unopened {
-                        self.ctx
-                            .tcp_runtime
-                            .spawn(stream.refuse(reason.to_string()));
+                        self.ctx.tcp_runtime.spawn(stream.refuse(reason.clone()));
                     }
                     let done = self
                         .conns

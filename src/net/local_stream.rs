@@ -1,10 +1,14 @@
-//! The local end of a tunnel: a connection accepted on a tunnel's port, or
-//! a stream `toxtun connect` handed over through the control socket. The
-//! latter is told the outcome of the opening first: `ok` and then the
-//! tunnel's bytes, or one `error: ` line with the reason.
+//! The local end of a tunnel: a connection accepted on a tunnel's port, a
+//! stream `toxtun connect` handed over through the control socket, or a
+//! SOCKS5 client's connection. The last two wait for the outcome of the
+//! opening: `connect` gets `ok` and then the tunnel's bytes, or one
+//! `error: ` line with the reason; a SOCKS5 client gets its reply.
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+
+use super::socks5;
+use crate::proto::reason::CloseReason;
 
 pub type LocalRead = Box<dyn AsyncRead + Send + Unpin>;
 pub type LocalWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -14,22 +18,42 @@ pub const OPENED: &[u8] = b"ok\n";
 /// What starts the line that says why the tunnel did not open.
 pub const NOT_OPENED: &str = "error: ";
 
+/// Who waits at the local end for the outcome of the opening, and how it
+/// is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Nobody: an accepted connection sits unread until the tunnel opens.
+    Nobody,
+    /// `toxtun connect`: a line.
+    Connect,
+    /// A SOCKS5 client: its reply.
+    Socks,
+}
+
 pub struct LocalStream {
     pub read: LocalRead,
     pub write: LocalWrite,
-    /// Handed over by `toxtun connect`: it waits for the outcome.
-    pub handed_over: bool,
+    pub waiting: Waiting,
 }
 
 impl LocalStream {
     pub fn accepted(stream: TcpStream) -> Self {
+        Self::tcp(stream, Waiting::Nobody)
+    }
+
+    /// A SOCKS5 client whose request was read: it waits for its reply.
+    pub fn socks(stream: TcpStream) -> Self {
+        Self::tcp(stream, Waiting::Socks)
+    }
+
+    fn tcp(stream: TcpStream, waiting: Waiting) -> Self {
         // Small writes (a keystroke, a request) go at once.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         LocalStream {
             read: Box::new(read),
             write: Box::new(write),
-            handed_over: false,
+            waiting,
         }
     }
 
@@ -38,17 +62,28 @@ impl LocalStream {
         LocalStream {
             read: Box::new(read),
             write: Box::new(write),
-            handed_over: true,
+            waiting: Waiting::Connect,
         }
     }
 
-    /// The tunnel did not open: a handed-over stream learns why; an
-    /// accepted one is closed (its reason is in the log).
-    pub async fn refuse(mut self, reason: String) {
-        if self.handed_over {
-            let line = format!("{NOT_OPENED}{reason}\n");
-            let _ = self.write.write_all(line.as_bytes()).await;
-            let _ = self.write.shutdown().await;
+    /// What goes first once the tunnel is open.
+    pub fn opened_answer(&self) -> &'static [u8] {
+        match self.waiting {
+            Waiting::Nobody => b"",
+            Waiting::Connect => OPENED,
+            Waiting::Socks => &socks5::SUCCEEDED,
         }
+    }
+
+    /// The tunnel did not open: whoever waits learns why; an accepted
+    /// connection is closed (its reason is in the log).
+    pub async fn refuse(mut self, reason: CloseReason) {
+        let answer = match self.waiting {
+            Waiting::Nobody => return,
+            Waiting::Connect => format!("{NOT_OPENED}{reason}\n").into_bytes(),
+            Waiting::Socks => socks5::failure(&reason).to_vec(),
+        };
+        let _ = self.write.write_all(&answer).await;
+        let _ = self.write.shutdown().await;
     }
 }

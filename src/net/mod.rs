@@ -9,6 +9,7 @@ pub(crate) mod event_loop;
 pub(crate) mod lan;
 pub(crate) mod local_stream;
 pub(crate) mod memory;
+pub(crate) mod socks5;
 pub(crate) mod stream_link;
 pub(crate) mod tcp;
 pub mod udp;

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::command::Command;
-use super::local_stream::{LocalRead, LocalStream, LocalWrite, OPENED};
+use super::local_stream::{LocalRead, LocalStream, LocalWrite};
 use crate::id::PublicKey;
 use crate::proto::reason::{ReasonCode, Refusal};
 use crate::proto::ConnId;
@@ -48,6 +48,7 @@ impl ConnTasks {
         stream: LocalStream,
         commands: mpsc::Sender<Command>,
     ) -> Self {
+        let first = stream.opened_answer();
         let credits = Arc::new(Semaphore::new(INITIAL_CREDITS));
         let want_ready = Arc::new(AtomicBool::new(false));
         let (writer, queue) = mpsc::channel(WRITER_QUEUE);
@@ -60,7 +61,7 @@ impl ConnTasks {
         let writer_task = runtime.spawn(write_loop(
             conn,
             stream.write,
-            stream.handed_over,
+            first,
             queue,
             want_ready.clone(),
             commands,
@@ -114,13 +115,13 @@ async fn read_loop(
 async fn write_loop(
     conn: ConnId,
     mut socket: LocalWrite,
-    handed_over: bool,
+    first: &'static [u8],
     mut queue: mpsc::Receiver<WriterMsg>,
     want_ready: Arc<AtomicBool>,
     commands: mpsc::Sender<Command>,
 ) {
-    if handed_over {
-        if let Err(e) = socket.write_all(OPENED).await {
+    if !first.is_empty() {
+        if let Err(e) = socket.write_all(first).await {
             let reason = format!("local write failed: {e}");
             let _ = commands.send(Command::LocalFailed { conn, reason }).await;
             return;

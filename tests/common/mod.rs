@@ -5,6 +5,7 @@ pub mod by_id;
 pub mod delay_line;
 pub mod faulty;
 pub mod flood;
+pub mod http;
 pub mod lossy_relay;
 pub mod netns;
 pub mod scripted;

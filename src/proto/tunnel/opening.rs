@@ -8,6 +8,7 @@ use tracing::{debug, info};
 use super::allow;
 use super::control::{Control, PROTOCOL_TCP};
 use super::link::{Channel, ConnId, Link};
+use super::services;
 use super::{Conn, Core, Event};
 use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
@@ -132,8 +133,10 @@ impl Core {
         protocol: u8,
         target: String,
     ) {
-        // A target without a port is a service's name.
-        let service = (!target.contains(':')).then(|| self.config.services.get(&target).cloned());
+        // A target that is a service's name (it has no port) asks for one.
+        let service = services::check_service_name(&target)
+            .is_ok()
+            .then(|| self.config.services.get(&target).cloned());
         let refusal = match (&self.config.allow, &service) {
             (None, _) => Some(Refusal::new(
                 ReasonCode::NotAllowed,
