@@ -39,36 +39,33 @@ impl Settings {
     /// named after the flag.
     pub fn add_forward_flag(&mut self, flag: &str, server: &str) -> Result<(), String> {
         let fail = |why: String| format!("-L '{flag}': {why}");
-        let fields = split_fields(flag.trim()).map_err(fail)?;
-        let line = match fields.len() {
-            3 => format!("{DEFAULT_LISTEN_HOST}:{}:{server}", flag.trim()),
-            4 => format!("{}:{server}", flag.trim()),
-            n => {
-                return Err(fail(format!(
-                    "expected [LHOST:]LPORT:THOST:TPORT, found {n} fields"
-                )))
-            }
-        };
-        let spec = parse_tunnel_line(&format!("-L {}", flag.trim()), &line).map_err(fail)?;
-        self.client.push(spec);
+        let spec = with_listen_host(flag, 3, "[LHOST:]LPORT:THOST:TPORT").map_err(fail)?;
+        let line = format!("{spec}:{server}");
+        let tunnel = parse_tunnel_line(&format!("-L {}", flag.trim()), &line).map_err(fail)?;
+        self.client.push(tunnel);
         Ok(())
     }
-}
 
-impl Settings {
     /// `-D [LHOST:]PORT` to `server`, as a `socks5:` line named after the
     /// flag.
     pub fn add_socks_flag(&mut self, flag: &str, server: &str) -> Result<(), String> {
         let fail = |why: String| format!("-D '{flag}': {why}");
-        let fields = split_fields(flag.trim()).map_err(fail)?;
-        let body = match fields.len() {
-            1 => format!("{DEFAULT_LISTEN_HOST}:{}:{server}", flag.trim()),
-            2 => format!("{}:{server}", flag.trim()),
-            n => return Err(fail(format!("expected [LHOST:]PORT, found {n} fields"))),
-        };
-        let spec = parse_socks_line(&format!("-D {}", flag.trim()), &body).map_err(fail)?;
-        self.socks.push(spec);
+        let spec = with_listen_host(flag, 1, "[LHOST:]PORT").map_err(fail)?;
+        let body = format!("{spec}:{server}");
+        let socks = parse_socks_line(&format!("-D {}", flag.trim()), &body).map_err(fail)?;
+        self.socks.push(socks);
         Ok(())
+    }
+}
+
+/// A flag's spec in `form` (`without_host` fields when it names no listen
+/// host), with the listen host put first when it names none.
+fn with_listen_host(flag: &str, without_host: usize, form: &str) -> Result<String, String> {
+    let fields = split_fields(flag.trim())?;
+    match fields.len() {
+        n if n == without_host => Ok(format!("{DEFAULT_LISTEN_HOST}:{}", flag.trim())),
+        n if n == without_host + 1 => Ok(flag.trim().to_string()),
+        n => Err(format!("expected {form}, found {n} fields")),
     }
 }
 
