@@ -76,8 +76,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Connect { id, target } => crate::connect::run(settings, &id, &target),
-        Command::Server => serve(settings, Mode::Server),
-        Command::Client { .. } => serve(settings, Mode::Client),
+        Command::Server => serve(settings, Mode::Server, cli.once),
+        Command::Client { .. } => serve(settings, Mode::Client, cli.once),
         Command::Bootstrap => run_bootstrap(settings),
         Command::Status { json } => {
             let path = crate::net::control::socket_path(&settings.node.key_file);
@@ -186,7 +186,7 @@ fn bind_udp_and_tcp(
     Err(last)
 }
 
-fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
+fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
     let (identity, created) =
         crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     if created {
@@ -201,12 +201,14 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let node = start_node(
+    let mut node = start_node(
         &settings,
         mode,
         Arc::new(identity),
         runtime.handle().clone(),
+        once,
     )?;
+    let served_one = node.served_one.take();
     let control_path = crate::net::control::socket_path(&settings.node.key_file);
     let result = runtime.block_on(async {
         let control = crate::net::control::bind(&control_path).await?;
@@ -215,7 +217,19 @@ fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         // `server` with [client] lines in its config plays both roles.
         listen_tunnels(&settings, node.commands.clone()).await?;
         crate::socks_listen::listen(&settings.socks, node.commands.clone()).await?;
-        let _ = tokio::signal::ctrl_c().await;
+        let served = async {
+            match served_one {
+                Some(served) => {
+                    let _ = served.await;
+                    info!("one connection served (--once)");
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = served => {}
+        }
         Ok::<(), String>(())
     });
     info!("shutting down");

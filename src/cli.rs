@@ -27,6 +27,9 @@ pub struct Cli {
     /// A bootstrap node, as a [node] bootstrap entry; repeatable
     #[arg(long = "bootstrap", value_name = "HOST:PORT:ID", global = true)]
     pub bootstrap: Vec<String>,
+    /// server, client: serve one connection, then exit
+    #[arg(long, global = true)]
+    pub once: bool,
     #[command(subcommand)]
     pub command: Command,
 }

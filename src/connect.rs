@@ -104,7 +104,7 @@ async fn own_node(settings: &Settings, ask: &HandOver<'_>) -> Result<(), String>
     let (identity, _) =
         crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     let handle = tokio::runtime::Handle::current();
-    let node = start_node(settings, Mode::Client, Arc::new(identity), handle)?;
+    let node = start_node(settings, Mode::Client, Arc::new(identity), handle, false)?;
     tokio::spawn(control::serve(listener, node.commands.clone()));
     let result = match ask.stream().await {
         Ok(Some(stream)) => join_stdio(stream).await,

@@ -26,6 +26,7 @@ pub fn start_node(
     mode: Mode,
     identity: Arc<Identity>,
     tcp_runtime: tokio::runtime::Handle,
+    once: bool,
 ) -> Result<LoopHandle, String> {
     let listen = settings.node.listen.unwrap_or_else(|| {
         let port = if mode == Mode::Server {
@@ -75,6 +76,7 @@ pub fn start_node(
         connect_timeout: settings.server.connect_timeout,
         tcp_runtime,
         lan_socket,
+        once,
     };
     let settings = settings.clone();
     let make_node = move || build_node(&settings, mode, identity, accept_requests, remembered);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::command::Command;
@@ -41,6 +41,8 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct LoopHandle {
     pub commands: mpsc::Sender<Command>,
     pub local_addr: SocketAddr,
+    /// With `once`: fires when the first connection has been served.
+    pub served_one: Option<oneshot::Receiver<()>>,
     thread: JoinHandle<()>,
 }
 
@@ -59,6 +61,8 @@ pub struct LoopContext {
     pub tcp_runtime: tokio::runtime::Handle,
     /// Listening on the LAN discovery port, when enabled and bound.
     pub lan_socket: Option<std::net::UdpSocket>,
+    /// `--once`: say when one connection has been served, and its end.
+    pub once: bool,
 }
 
 /// Starts the loop thread. The core is built on that thread by `make_core`,
@@ -78,6 +82,13 @@ where
     let local_addr = socket.local_addr()?;
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let own_commands = commands.clone();
+    let (served, served_one) = match ctx.once {
+        true => {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        }
+        false => (None, None),
+    };
     let thread = std::thread::Builder::new()
         .name("friendnet".into())
         .spawn(move || {
@@ -103,6 +114,7 @@ where
                     next_conn: 1,
                     links: Links::new(None),
                     sender: udp_batch::Sender::default(),
+                    served,
                 }
                 .run()
                 .await
@@ -111,6 +123,7 @@ where
     Ok(LoopHandle {
         commands,
         local_addr,
+        served_one,
         thread,
     })
 }
@@ -127,6 +140,8 @@ struct EventLoop {
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
     sender: udp_batch::Sender,
+    /// `--once`: told when a connection came and every one has gone.
+    served: Option<oneshot::Sender<()>>,
 }
 
 impl EventLoop {
@@ -136,6 +151,7 @@ impl EventLoop {
         loop {
             self.dispatch_events();
             self.send_transmits().await;
+            self.note_served();
             let deadline = self.core.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -286,6 +302,15 @@ impl EventLoop {
         }
         drop(datagrams);
         queue.clear();
+    }
+
+    /// `--once`: the first connection (and any that came with it) is over.
+    fn note_served(&mut self) {
+        if self.next_conn > 1 && self.conns.is_empty() {
+            if let Some(served) = self.served.take() {
+                let _ = served.send(());
+            }
+        }
     }
 
     fn new_conn(&mut self, pending: Option<LocalStream>) -> ConnId {
