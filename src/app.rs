@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::PeerRef;
-use crate::net::accept::AcceptFailures;
+use crate::net::accept::accept_each;
 use crate::node::{start_node, Mode};
 
 /// Without a config the key lives in the user's config directory.
@@ -257,27 +257,21 @@ async fn listen_tunnels(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         info!(tunnel = %spec.name, %local, target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
         let commands = commands.clone();
-        let name = spec.name.clone();
-        tokio::spawn(async move {
-            let mut failures = AcceptFailures::default();
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let command = crate::net::command::Command::LocalConnection {
-                            tunnel: index,
-                            stream,
-                        };
-                        if commands.send(command).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let until = failures.failed(&format!("tunnel {name}"), &e);
-                        tokio::time::sleep_until(until.into()).await;
-                    }
-                }
+        let accepted = move |stream, _| {
+            let commands = commands.clone();
+            async move {
+                let command = crate::net::command::Command::LocalConnection {
+                    tunnel: index,
+                    stream,
+                };
+                commands.send(command).await.is_ok()
             }
-        });
+        };
+        tokio::spawn(accept_each(
+            listener,
+            format!("tunnel {}", spec.name),
+            accepted,
+        ));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::id::ToxId;
-use crate::net::accept::AcceptFailures;
+use crate::net::accept::accept_each;
 use crate::net::command::Command;
 use crate::net::local_stream::LocalStream;
 use crate::net::socks5;
@@ -29,39 +29,23 @@ pub async fn listen(specs: &[SocksSpec], commands: mpsc::Sender<Command>) -> Res
         })?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         info!(socks = %spec.name, %local, server = %spec.server.key.short(), "SOCKS5 listening");
-        tokio::spawn(accept_loop(
+        let (name, server, commands) = (spec.name.clone(), spec.server, commands.clone());
+        let accepted = move |stream, peer| {
+            let (name, commands) = (name.clone(), commands.clone());
+            tokio::spawn(async move {
+                if let Err(e) = hand_to_loop(stream, server, commands).await {
+                    info!(socks = %name, %peer, reason = %e, "SOCKS5 request not served");
+                }
+            });
+            std::future::ready(true)
+        };
+        tokio::spawn(accept_each(
             listener,
-            spec.name.clone(),
-            spec.server,
-            commands.clone(),
+            format!("SOCKS5 {}", spec.name),
+            accepted,
         ));
     }
     Ok(())
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    name: String,
-    server: ToxId,
-    commands: mpsc::Sender<Command>,
-) {
-    let mut failures = AcceptFailures::default();
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let (commands, name) = (commands.clone(), name.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = hand_to_loop(stream, server, commands).await {
-                        info!(socks = %name, %peer, reason = %e, "SOCKS5 request not served");
-                    }
-                });
-            }
-            Err(e) => {
-                let until = failures.failed(&format!("SOCKS5 {name}"), &e);
-                tokio::time::sleep_until(until.into()).await;
-            }
-        }
-    }
 }
 
 async fn hand_to_loop(

@@ -339,7 +339,7 @@ impl EventLoop {
                     .peer_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
-                let conn = self.new_conn(Some(LocalStream::accepted(stream)));
+                let conn = self.new_conn(Some(LocalStream::tcp(stream)));
                 // The core logs the opening, or the refusal at a rate.
                 debug!(conn, tunnel = %name, %peer, %target, "local connection");
                 self.core.open(now, conn, server, target);
@@ -366,7 +366,7 @@ impl EventLoop {
                 Ok(stream) => {
                     let conn = self.new_conn(None);
                     if self.core.target_connected(now, friend, request, conn) {
-                        self.start_tasks(conn, LocalStream::accepted(stream));
+                        self.start_tasks(conn, LocalStream::tcp(stream));
                     } else {
                         self.conns.remove(&conn);
                     }

@@ -37,16 +37,18 @@ pub struct LocalStream {
 }
 
 impl LocalStream {
-    pub fn accepted(stream: TcpStream) -> Self {
-        Self::tcp(stream, Waiting::Nobody)
+    /// A connection a tunnel's port accepted, or the server's connection to
+    /// its target: nobody waits for an answer.
+    pub fn tcp(stream: TcpStream) -> Self {
+        Self::tcp_waiting(stream, Waiting::Nobody)
     }
 
     /// A SOCKS5 client whose request was read: it waits for its reply.
     pub fn socks(stream: TcpStream) -> Self {
-        Self::tcp(stream, Waiting::Socks)
+        Self::tcp_waiting(stream, Waiting::Socks)
     }
 
-    fn tcp(stream: TcpStream, waiting: Waiting) -> Self {
+    fn tcp_waiting(stream: TcpStream, waiting: Waiting) -> Self {
         // Small writes (a keystroke, a request) go at once.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
