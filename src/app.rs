@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -14,7 +14,9 @@ use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::PeerRef;
 use crate::net::accept::accept_each;
+use crate::net::udp_flows::read_listener;
 use crate::node::{start_node, Mode};
+use crate::proto::tunnel::control::Transport;
 
 /// Without a config the key lives in the user's config directory.
 pub fn default_key_file() -> PathBuf {
@@ -39,26 +41,34 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     for entry in &cli.bootstrap {
         settings.add_bootstrap_flag(entry)?;
     }
+    if let Some(proxy) = &cli.proxy {
+        settings.set_proxy_flag(proxy)?;
+    }
     if let Command::Client {
         forwards,
+        udp_forwards,
         socks,
         server,
     } = &cli.command
     {
+        let none = forwards.is_empty() && udp_forwards.is_empty() && socks.is_empty();
         match server {
-            Some(server) if forwards.is_empty() && socks.is_empty() => {
-                return Err(format!("'{server}': a server ID goes with -L or -D"))
+            Some(server) if none => {
+                return Err(format!("'{server}': a server ID goes with -L, -U or -D"))
             }
             Some(server) => {
                 for forward in forwards {
-                    settings.add_forward_flag(forward, server)?;
+                    settings.add_forward_flag(forward, server, Transport::Tcp)?;
+                }
+                for forward in udp_forwards {
+                    settings.add_forward_flag(forward, server, Transport::Udp)?;
                 }
                 for flag in socks {
                     settings.add_socks_flag(flag, server)?;
                 }
             }
-            None if !forwards.is_empty() || !socks.is_empty() => {
-                return Err("-L and -D need the server's ID after the flags".into())
+            None if !none => {
+                return Err("-L, -U and -D need the server's ID after the flags".into())
             }
             None => {}
         }
@@ -242,36 +252,50 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
 }
 
 /// Binds every `[client]` line's listener, then hands each accepted
-/// connection to the event loop.
+/// connection (or, for `udp:`, each datagram) to the event loop.
 async fn listen_tunnels(
     settings: &Settings,
     commands: mpsc::Sender<crate::net::command::Command>,
 ) -> Result<(), String> {
     for (index, spec) in settings.client.iter().enumerate() {
-        let listener = TcpListener::bind(spec.listen).await.map_err(|e| {
+        let cannot = |e: std::io::Error| {
             format!(
-                "tunnel '{}': cannot listen on {}: {e}",
-                spec.name, spec.listen
+                "tunnel '{}': cannot listen on {} ({}): {e}",
+                spec.name,
+                spec.listen,
+                spec.transport.name()
             )
-        })?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        info!(tunnel = %spec.name, %local, target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
+        };
         let commands = commands.clone();
-        let accepted = move |stream, _| {
-            let commands = commands.clone();
-            async move {
-                let command = crate::net::command::Command::LocalConnection {
-                    tunnel: index,
-                    stream,
+        let local = match spec.transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind(spec.listen).await.map_err(cannot)?;
+                let local = socket.local_addr().map_err(|e| e.to_string())?;
+                tokio::spawn(read_listener(index, Arc::new(socket), commands));
+                local
+            }
+            Transport::Tcp => {
+                let listener = TcpListener::bind(spec.listen).await.map_err(cannot)?;
+                let local = listener.local_addr().map_err(|e| e.to_string())?;
+                let accepted = move |stream, _| {
+                    let commands = commands.clone();
+                    async move {
+                        let command = crate::net::command::Command::LocalConnection {
+                            tunnel: index,
+                            stream,
+                        };
+                        commands.send(command).await.is_ok()
+                    }
                 };
-                commands.send(command).await.is_ok()
+                tokio::spawn(accept_each(
+                    listener,
+                    format!("tunnel {}", spec.name),
+                    accepted,
+                ));
+                local
             }
         };
-        tokio::spawn(accept_each(
-            listener,
-            format!("tunnel {}", spec.name),
-            accepted,
-        ));
+        info!(tunnel = %spec.name, %local, transport = %spec.transport.name(), target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser, Subcommand};
 #[command(
     name = "toxtun",
     version,
-    about = "TCP tunnels between friends' hosts, end-to-end encrypted"
+    about = "TCP and UDP tunnels between friends' hosts, end-to-end encrypted"
 )]
 pub struct Cli {
     /// Config file (INI); `-config FILE` works too
@@ -27,6 +27,11 @@ pub struct Cli {
     /// A bootstrap node, as a [node] bootstrap entry; repeatable
     #[arg(long = "bootstrap", value_name = "HOST:PORT:ID", global = true)]
     pub bootstrap: Vec<String>,
+    /// The TCP link to bootstrap nodes goes through this proxy, as
+    /// [node] proxy: --proxy http://user:pass@proxy.example:3128 (or
+    /// socks5://HOST:PORT, or none); without it ALL_PROXY or HTTPS_PROXY
+    #[arg(long = "proxy", value_name = "URL", global = true)]
+    pub proxy: Option<String>,
     /// server, client: serve one connection, then exit
     #[arg(long, global = true)]
     pub once: bool,
@@ -45,12 +50,16 @@ pub enum Command {
         /// LHOST defaults to 127.0.0.1; repeatable
         #[arg(short = 'L', value_name = "[LHOST:]LPORT:THOST:TPORT")]
         forwards: Vec<String>,
+        /// A local UDP port forwarded to a target at the server ID, one
+        /// flow per local source: -U 5353:127.0.0.1:53; repeatable
+        #[arg(short = 'U', value_name = "[LHOST:]LPORT:THOST:TPORT")]
+        udp_forwards: Vec<String>,
         /// A local SOCKS5 server whose connections become tunnels to the
         /// server ID (which applies its allow); LHOST defaults to
         /// 127.0.0.1; repeatable
         #[arg(short = 'D', value_name = "[LHOST:]PORT")]
         socks: Vec<String>,
-        /// The server the -L and -D tunnels go to (76 hex digits)
+        /// The server the -L, -U and -D tunnels go to (76 hex digits)
         #[arg(value_name = "ID")]
         server: Option<String>,
     },

@@ -7,10 +7,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use crate::config::{Settings, DEFAULT_PORT};
+use crate::config::{ProxySetting, Settings, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::{PeerRef, ToxId};
 use crate::net::event_loop::{self, LoopContext, LoopHandle};
+use crate::net::proxy::ProxyRoute;
 use crate::proto::identity::Identity;
 use crate::proto::tunnel::limits::TunnelLimits;
 use crate::proto::{Core, FriendNet, FriendNetConfig, TunnelConfig};
@@ -70,8 +71,14 @@ pub fn start_node(
     } else {
         None
     };
+    let proxy = match &settings.node.proxy {
+        ProxySetting::FromEnvironment => ProxyRoute::from_env(|name| std::env::var(name).ok())?,
+        ProxySetting::None => ProxyRoute::default(),
+        ProxySetting::Use(proxy) => ProxyRoute::new(Some(proxy.clone())),
+    };
     let ctx = LoopContext {
         friends_file: friends_path,
+        proxy,
         tunnels: settings.client.clone(),
         connect_timeout: settings.server.connect_timeout,
         tcp_runtime,
@@ -142,6 +149,7 @@ fn build_node(
         kcp: settings.kcp,
         open_timeout: settings.tunnel.open_timeout,
         idle_timeout: settings.tunnel.idle_timeout,
+        udp_idle_timeout: settings.tunnel.udp_idle_timeout,
         limits,
         allow: (mode == Mode::Server).then(|| settings.server.allow.clone()),
         services: settings.services.clone(),

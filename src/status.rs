@@ -16,6 +16,14 @@ pub struct Status {
     pub bootstrap: Vec<BootstrapStatus>,
     pub friends: Vec<FriendStatus>,
     pub counters: CountersStatus,
+    pub datagrams_dropped: DatagramsDroppedStatus,
+}
+
+/// Datagrams of UDP tunnels dropped since the node started.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatagramsDroppedStatus {
+    /// Larger than a UDP tunnel carries.
+    pub too_large: u64,
 }
 
 /// Work strangers made the node do, and what it refused.
@@ -130,6 +138,9 @@ impl Status {
                 initiations_limited: snapshot.counters.initiations_limited,
                 cookies_sent: snapshot.counters.cookies_sent,
             },
+            datagrams_dropped: DatagramsDroppedStatus {
+                too_large: snapshot.datagrams_dropped.too_large,
+            },
         }
     }
 }
@@ -159,6 +170,11 @@ impl Status {
             out,
             "handshakes (DH) {} hellos answered {} limited: hellos {} handshakes {} cookies sent {}",
             c.dh, c.hellos_answered, c.hellos_limited, c.initiations_limited, c.cookies_sent
+        );
+        let _ = writeln!(
+            out,
+            "datagrams dropped as too large: {}",
+            self.datagrams_dropped.too_large
         );
         let _ = writeln!(out, "friends: {}", self.friends.len());
         for f in &self.friends {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::id::ToxId;
 use crate::proto::address::{check_host, parse_port, split_fields};
+use crate::proto::tunnel::control::Transport;
 use crate::proto::tunnel::services::check_service_name;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,7 @@ pub struct TunnelSpec {
     pub listen: SocketAddr,
     pub target: Target,
     pub server: ToxId,
+    pub transport: Transport,
 }
 
 /// What the server connects the tunnel to.
@@ -40,12 +42,12 @@ impl TunnelSpec {
 
 pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
     let line = line.trim();
-    let body = if let Some(rest) = line.strip_prefix("tcp:") {
-        rest
-    } else if line.starts_with("udp:") {
-        return Err("udp tunnels are not supported yet; use tcp".into());
+    let (transport, body) = if let Some(rest) = line.strip_prefix("tcp:") {
+        (Transport::Tcp, rest)
+    } else if let Some(rest) = line.strip_prefix("udp:") {
+        (Transport::Udp, rest)
     } else {
-        line
+        (Transport::Tcp, line)
     };
     let fields = split_fields(body)?;
     let (listen_host, listen_port, target, server) = match fields.as_slice() {
@@ -77,6 +79,7 @@ pub fn parse_tunnel_line(name: &str, line: &str) -> Result<TunnelSpec, String> {
         listen: parse_listen(line, listen_host, listen_port)?,
         target,
         server: parse_server(server)?,
+        transport,
     })
 }
 
@@ -155,8 +158,10 @@ mod tests {
         let spec = parse_tunnel_line("t", &format!("tcp:127.0.0.1:0:[::1]:22:{ID}")).unwrap();
         assert_eq!(spec.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(spec.target(), "[::1]:22");
-        let err = parse_tunnel_line("t", &format!("udp:*:53:127.0.0.1:53:{ID}")).unwrap_err();
-        assert!(err.contains("udp"), "{err}");
+        assert_eq!(spec.transport, Transport::Tcp);
+        let spec = parse_tunnel_line("t", &format!("udp:*:53:127.0.0.1:53:{ID}")).unwrap();
+        assert_eq!(spec.transport, Transport::Udp);
+        assert_eq!(spec.target(), "127.0.0.1:53");
         let spec = parse_tunnel_line("t", &format!("*:81:web:{ID}")).unwrap();
         assert_eq!(spec.target, Target::Service("web".into()));
         assert_eq!(spec.target(), "web");

@@ -21,5 +21,10 @@ fn example_config_parses_cleanly_to_defaults() {
     assert_eq!(settings.kcp, defaults.kcp);
     assert_eq!(settings.tunnel.open_timeout, defaults.tunnel.open_timeout);
     assert_eq!(settings.tunnel.idle_timeout, defaults.tunnel.idle_timeout);
+    assert_eq!(
+        settings.tunnel.udp_idle_timeout,
+        defaults.tunnel.udp_idle_timeout
+    );
+    assert_eq!(settings.node.proxy, defaults.node.proxy);
     assert!(settings.client.is_empty() && settings.peers.is_empty());
 }

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::sim::{open_tunnel, CLIENT, SERVER};
+use toxtun::proto::tunnel::control::Transport;
 use toxtun::proto::{wire, Event};
 
 const CONN: u64 = 1;
@@ -62,7 +63,9 @@ fn a_replayed_handshake_flood_costs_no_diffie_hellman_once_under_load() {
             // One second into the flood, the client opens a new tunnel.
             let id = net.host(SERVER).id();
             let client = net.host_mut(CLIENT);
-            client.core.open(now, SECOND_CONN, id, "127.0.0.1:9".into());
+            client
+                .core
+                .open(now, SECOND_CONN, id, "127.0.0.1:9".into(), Transport::Tcp);
         }
         net.run_until(STEP, &mut |_, _| false, &mut |_| false);
         accept_connects(&mut net);
@@ -121,8 +124,12 @@ fn accept_connects(net: &mut common::sim::Net) {
         .events
         .retain(|e| !matches!(e, Event::Connect { .. }));
     for (friend, request) in asks {
-        server
-            .core
-            .target_connected(now, friend, request, 1000 + u64::from(request));
+        server.core.target_connected(
+            now,
+            friend,
+            request,
+            1000 + u64::from(request),
+            Transport::Tcp,
+        );
     }
 }

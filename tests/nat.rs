@@ -6,9 +6,11 @@ mod common;
 
 use std::time::Instant;
 
-use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP};
+use common::netns::{can_run, within, NatKind, World};
 use common::traffic::{exchange, first_byte_after, pattern_hash, Target};
-use common::{status_json, tunnel_line, write_config, Node, WAIT};
+use common::{
+    start_world_bootstrap, start_world_server, status_json, tunnel_line, write_config, Node, WAIT,
+};
 
 const MIB: usize = 1024 * 1024;
 const BASE: &str = "listen = 0.0.0.0:0\nkeepalive = 1s\nfriend_timeout = 5s\n";
@@ -28,23 +30,9 @@ fn goes_direct(a: NatKind, b: NatKind) -> bool {
 fn pair(server_nat: NatKind, client_nat: NatKind) {
     let world = World::new(server_nat, client_nat);
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap_config = write_config(
-        dir.path(),
-        "bootstrap",
-        &format!("listen = {BOOTSTRAP_IP}:0\nkeepalive = 1s\n"),
-    );
-    let bootstrap = Node::start_in(
-        Some(&world.bootstrap),
-        "bootstrap",
-        &bootstrap_config,
-        "bootstrap",
-    );
-    let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
-
+    let (bootstrap, entry) = start_world_bootstrap(&world, dir.path());
     let target = within(&world.host_a, || Target::start(1, 8 * MIB));
-    let server_config = write_config(dir.path(), "server", &format!("{BASE}{entry}"));
-    let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
-    server.wait_for(&["bootstrap node sees us at"], WAIT);
+    let server = start_world_server(&world, dir.path(), &format!("{BASE}{entry}"));
 
     let client_config = write_config(
         dir.path(),

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use common::netns::{can_run, within, NatKind, World, BOOTSTRAP_IP, HOST_A_IP};
+use common::netns::{can_run, within, NatKind, World, HOST_A_IP};
 use common::traffic::{exchange, first_byte_after, pattern_hash, send_pattern, Target};
-use common::{status_json, tunnel_line, write_config, Node, WAIT};
+use common::{
+    start_world_bootstrap, start_world_server, status_json, tunnel_line, write_config, Node, WAIT,
+};
 
 const MIB: usize = 1024 * 1024;
 /// IPv4 and UDP headers.
@@ -227,22 +229,9 @@ fn a_relayed_path_through_a_1280_bootstrap_link() {
     world.narrow_bootstrap_link(1280, false);
     let dir = tempfile::tempdir().unwrap();
     let base = "listen = 0.0.0.0:0\nkeepalive = 1s\n";
-    let bootstrap_config = write_config(
-        dir.path(),
-        "bootstrap",
-        &format!("listen = {BOOTSTRAP_IP}:0\nkeepalive = 1s\n"),
-    );
-    let bootstrap = Node::start_in(
-        Some(&world.bootstrap),
-        "bootstrap",
-        &bootstrap_config,
-        "bootstrap",
-    );
-    let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
+    let (bootstrap, entry) = start_world_bootstrap(&world, dir.path());
     let target = within(&world.host_a, || Target::start(21, 8 * MIB));
-    let server_config = write_config(dir.path(), "server", &format!("{base}{entry}"));
-    let server = Node::start_in(Some(&world.host_a), "server", &server_config, "server");
-    server.wait_for(&["bootstrap node sees us at"], WAIT);
+    let server = start_world_server(&world, dir.path(), &format!("{base}{entry}"));
     let client_config = write_config(
         dir.path(),
         "client",

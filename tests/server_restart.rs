@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::sim::{open_tunnel, Host, CLIENT, SERVER};
 use toxtun::proto::reason::{CloseReason, OfflineReason};
+use toxtun::proto::tunnel::control::Transport;
 use toxtun::proto::Event;
 
 const OLD: u64 = 1;
@@ -26,9 +27,13 @@ fn a_connection_after_a_server_restart_opens_within_two_seconds() {
     net.idle(Duration::from_secs(1));
     let asked_at = net.now;
     let server_id = net.host(SERVER).id();
-    net.host_mut(CLIENT)
-        .core
-        .open(asked_at, NEW, server_id, "127.0.0.1:9".into());
+    net.host_mut(CLIENT).core.open(
+        asked_at,
+        NEW,
+        server_id,
+        "127.0.0.1:9".into(),
+        Transport::Tcp,
+    );
     let opened =
         |n: &common::sim::Net| n.host(CLIENT).events.contains(&Event::Opened { conn: NEW });
     while !opened(&net) && net.now < asked_at + Duration::from_secs(10) {
@@ -75,8 +80,12 @@ fn accept_all(net: &mut common::sim::Net) {
         })
         .collect();
     for (friend, request) in asks {
-        server
-            .core
-            .target_connected(now, friend, request, 100 + u64::from(request));
+        server.core.target_connected(
+            now,
+            friend,
+            request,
+            100 + u64::from(request),
+            Transport::Tcp,
+        );
     }
 }

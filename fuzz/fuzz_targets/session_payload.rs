@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         kcp: KcpSettings::default(),
         open_timeout: Duration::from_secs(15),
         idle_timeout: Duration::from_secs(3600),
+        udp_idle_timeout: Duration::from_secs(60),
         limits: TunnelLimits::default(),
         allow: Some(vec![AllowRule {
             host: None,

@@ -1,12 +1,13 @@
 //! What the command line adds to the settings, so no config file is needed:
-//! `-L` tunnels, `-D` SOCKS5 listeners, `--peer` addresses and
-//! `--bootstrap` nodes. They add to
+//! `-L` and `-U` tunnels, `-D` SOCKS5 listeners, `--peer` addresses and
+//! `--bootstrap` nodes, a `--proxy`. They add to
 //! what a config file gives, in the file's own forms.
 
 use super::values::{parse_bootstrap, resolve};
-use super::{PeerHint, Settings};
+use super::{PeerHint, ProxySetting, Settings};
 use crate::id::PeerRef;
 use crate::proto::address::split_fields;
+use crate::proto::tunnel::control::Transport;
 use crate::tunnel_spec::{parse_socks_line, parse_tunnel_line};
 
 /// The listen host of a `-L` that names none: this host only.
@@ -28,6 +29,12 @@ impl Settings {
         Ok(())
     }
 
+    /// `--proxy URL`, as `proxy` in `[node]` (and in its place).
+    pub fn set_proxy_flag(&mut self, flag: &str) -> Result<(), String> {
+        self.node.proxy = ProxySetting::parse(flag).map_err(|e| format!("--proxy: {e}"))?;
+        Ok(())
+    }
+
     /// `--bootstrap HOST:PORT:ID`, as a `bootstrap` entry in `[node]`.
     pub fn add_bootstrap_flag(&mut self, flag: &str) -> Result<(), String> {
         let entry = parse_bootstrap(flag.trim()).map_err(|e| format!("--bootstrap: {e}"))?;
@@ -35,13 +42,23 @@ impl Settings {
         Ok(())
     }
 
-    /// `-L [LHOST:]LPORT:THOST:TPORT` to `server`, as a `[client]` line
-    /// named after the flag.
-    pub fn add_forward_flag(&mut self, flag: &str, server: &str) -> Result<(), String> {
-        let fail = |why: String| format!("-L '{flag}': {why}");
+    /// `-L [LHOST:]LPORT:THOST:TPORT` (or `-U`, for UDP) to `server`, as a
+    /// `[client]` line named after the flag.
+    pub fn add_forward_flag(
+        &mut self,
+        flag: &str,
+        server: &str,
+        transport: Transport,
+    ) -> Result<(), String> {
+        let letter = match transport {
+            Transport::Tcp => 'L',
+            Transport::Udp => 'U',
+        };
+        let fail = |why: String| format!("-{letter} '{flag}': {why}");
         let spec = with_listen_host(flag, 3, "[LHOST:]LPORT:THOST:TPORT").map_err(fail)?;
-        let line = format!("{spec}:{server}");
-        let tunnel = parse_tunnel_line(&format!("-L {}", flag.trim()), &line).map_err(fail)?;
+        let line = format!("{}:{spec}:{server}", transport.name());
+        let name = format!("-{letter} {}", flag.trim());
+        let tunnel = parse_tunnel_line(&name, &line).map_err(fail)?;
         self.client.push(tunnel);
         Ok(())
     }
@@ -84,19 +101,31 @@ mod tests {
     #[test]
     fn forwards_default_to_this_host_and_take_the_servers_id() {
         let mut s = settings();
-        s.add_forward_flag("8080:example.org:80", ID).unwrap();
-        s.add_forward_flag("[::1]:2222:[fd00::1]:22", ID).unwrap();
+        s.add_forward_flag("8080:example.org:80", ID, Transport::Tcp)
+            .unwrap();
+        s.add_forward_flag("[::1]:2222:[fd00::1]:22", ID, Transport::Tcp)
+            .unwrap();
+        s.add_forward_flag("5353:127.0.0.1:53", ID, Transport::Udp)
+            .unwrap();
         assert_eq!(s.client[0].listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(s.client[0].target(), "example.org:80");
         assert_eq!(s.client[0].server.to_string(), ID);
         assert_eq!(s.client[1].listen, "[::1]:2222".parse().unwrap());
         assert_eq!(s.client[1].target(), "[fd00::1]:22");
-        let err = s.add_forward_flag("8080:80", ID).unwrap_err();
+        assert_eq!(s.client[2].transport, Transport::Udp);
+        assert_eq!(s.client[2].listen, "127.0.0.1:5353".parse().unwrap());
+        let err = s
+            .add_forward_flag("8080:80", ID, Transport::Tcp)
+            .unwrap_err();
         assert!(
             err.contains("-L '8080:80'") && err.contains("2 fields"),
             "{err}"
         );
-        let err = s.add_forward_flag("8080:h:80", "nope").unwrap_err();
+        let err = s.add_forward_flag("53:80", ID, Transport::Udp).unwrap_err();
+        assert!(err.contains("-U '53:80'"), "{err}");
+        let err = s
+            .add_forward_flag("8080:h:80", "nope", Transport::Tcp)
+            .unwrap_err();
         assert!(err.contains("bad server ID"), "{err}");
     }
 
@@ -123,5 +152,11 @@ mod tests {
         assert_eq!(s.node.bootstrap.len(), 1);
         let err = s.add_bootstrap_flag("192.0.2.2:33445").unwrap_err();
         assert!(err.starts_with("--bootstrap: "), "{err}");
+        s.set_proxy_flag("socks5://192.0.2.3:1080").unwrap();
+        assert!(matches!(s.node.proxy, ProxySetting::Use(_)));
+        s.set_proxy_flag("none").unwrap();
+        assert_eq!(s.node.proxy, ProxySetting::None);
+        let err = s.set_proxy_flag("192.0.2.3:1080").unwrap_err();
+        assert!(err.starts_with("--proxy: proxy '192.0.2.3:1080'"), "{err}");
     }
 }

@@ -18,8 +18,10 @@ use values::{
 pub use values::{parse_duration, parse_flag, resolve};
 
 use crate::id::{PeerRef, ToxId};
+use crate::net::proxy::Proxy;
 use crate::proto::address::HostPort;
 use crate::proto::tunnel::allow::AllowRule;
+use crate::proto::tunnel::control::Transport;
 use crate::proto::tunnel::kcp_settings::KcpSettings;
 use crate::proto::tunnel::limits::{
     DEFAULT_BUFFER_PER_FRIEND, DEFAULT_TUNNELS_PER_FRIEND, MIN_BUFFER_PER_FRIEND,
@@ -67,6 +69,26 @@ pub struct NodeSettings {
     pub friend_timeout: Duration,
     pub psk: [u8; 32],
     pub lan_discovery: bool,
+    /// How the TCP link to a bootstrap node goes out.
+    pub proxy: ProxySetting,
+}
+
+/// `[node] proxy`: a URL, `none`, or left out (the environment's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProxySetting {
+    #[default]
+    FromEnvironment,
+    None,
+    Use(Proxy),
+}
+
+impl ProxySetting {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "none" | "off" | "" => Ok(ProxySetting::None),
+            url => Proxy::parse(url).map(ProxySetting::Use),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +112,8 @@ pub struct TunnelSettings {
     pub open_timeout: Duration,
     /// A tunnelled connection with no traffic either way for this long is reset.
     pub idle_timeout: Duration,
+    /// A UDP flow with no datagram either way for this long is closed.
+    pub udp_idle_timeout: Duration,
     pub max_tunnels_per_friend: usize,
     /// Bytes buffered for one friend's channels, each direction.
     pub buffer_per_friend: usize,
@@ -112,6 +136,7 @@ impl Settings {
                 friend_timeout: Duration::from_secs(45),
                 lan_discovery: true,
                 psk: [0; 32],
+                proxy: ProxySetting::FromEnvironment,
             },
             peers: Vec::new(),
             server: ServerSettings {
@@ -127,6 +152,7 @@ impl Settings {
             tunnel: TunnelSettings {
                 open_timeout: Duration::from_secs(15),
                 idle_timeout: Duration::from_secs(3600),
+                udp_idle_timeout: Duration::from_secs(60),
                 max_tunnels_per_friend: DEFAULT_TUNNELS_PER_FRIEND,
                 buffer_per_friend: DEFAULT_BUFFER_PER_FRIEND,
             },
@@ -256,6 +282,7 @@ impl Settings {
             "keepalive" => self.node.keepalive = parse_duration(value).map_err(err)?,
             "friend_timeout" => self.node.friend_timeout = parse_duration(value).map_err(err)?,
             "lan_discovery" => self.node.lan_discovery = parse_flag(value).map_err(err)?,
+            "proxy" => self.node.proxy = ProxySetting::parse(value).map_err(err)?,
             "psk" if value.is_empty() => self.node.psk = [0; 32],
             "psk" => {
                 let bytes = hex::decode(value).map_err(|e| err(format!("not hex: {e}")))?;
@@ -302,6 +329,9 @@ impl Settings {
         match key {
             "open_timeout" => self.tunnel.open_timeout = parse_duration(value).map_err(err)?,
             "idle_timeout" => self.tunnel.idle_timeout = parse_duration(value).map_err(err)?,
+            "udp_idle_timeout" => {
+                self.tunnel.udp_idle_timeout = parse_duration(value).map_err(err)?
+            }
             "max_tunnels_per_friend" => {
                 self.tunnel.max_tunnels_per_friend = parse_positive(value).map_err(err)?
             }
@@ -339,17 +369,19 @@ impl Settings {
     }
 
     fn check_listen_ports(&self, r: &Reader) -> Result<(), ConfigError> {
-        let mut seen: HashMap<u16, &str> = HashMap::new();
+        // A TCP and a UDP listener may share a port number.
+        let mut seen: HashMap<(Transport, u16), &str> = HashMap::new();
         for spec in &self.client {
             let port = spec.listen.port();
             if port == 0 {
                 continue;
             }
-            if let Some(first) = seen.insert(port, &spec.name) {
+            if let Some(first) = seen.insert((spec.transport, port), &spec.name) {
+                let transport = spec.transport.name();
                 return Err(r.error(
                     "client",
                     &spec.name,
-                    format!("listen port {port} is already used by tunnel '{first}'"),
+                    format!("{transport} listen port {port} is already used by tunnel '{first}'"),
                 ));
             }
         }

@@ -2,8 +2,9 @@
 //! owns all protocol state and takes no locks.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::local_stream::LocalStream;
 
@@ -25,11 +26,18 @@ pub enum Command {
         target: String,
         stream: LocalStream,
     },
+    /// Client: a datagram arrived on a `udp:` tunnel's listener.
+    LocalDatagram(LocalDatagram),
     /// Server: the outcome of connecting to a friend's target.
     TargetConnected {
         friend: PublicKey,
         request: u32,
-        result: Result<TcpStream, Refusal>,
+        result: Result<TargetSocket, Refusal>,
+    },
+    /// Server: a UDP flow's target answered.
+    TargetDatagram {
+        conn: ConnId,
+        bytes: Vec<u8>,
     },
     LocalData {
         conn: ConnId,
@@ -59,4 +67,19 @@ pub enum Command {
         friend: PublicKey,
         reply: tokio::sync::oneshot::Sender<Result<String, String>>,
     },
+}
+
+/// What a server holds for a target once it answers.
+pub enum TargetSocket {
+    Tcp(TcpStream),
+    /// Bound and connected to the target.
+    Udp(UdpSocket),
+}
+
+/// A client listener's datagram, as it came.
+pub struct LocalDatagram {
+    pub tunnel: usize,
+    pub socket: Arc<UdpSocket>,
+    pub from: SocketAddr,
+    pub bytes: Vec<u8>,
 }

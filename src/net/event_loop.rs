@@ -14,15 +14,19 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::command::Command;
+use super::command::{Command, TargetSocket};
 use super::conn::{Conn, Delivered, Drained};
 use super::local_stream::LocalStream;
 use super::memory;
+use super::proxy::ProxyRoute;
 use super::stream_link::{Incoming, Links};
-use super::tcp::{connect_target, ConnTasks, WriterMsg};
+use super::target::{connect_target, TargetRequest};
+use super::tcp::{ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
+use super::udp_flows::UdpFlows;
 use crate::friends_file;
 use crate::id::{PeerRef, PublicKey};
+use crate::proto::tunnel::control::Transport;
 use crate::proto::{ConnId, Core, Dest, Event};
 use crate::tunnel_spec::TunnelSpec;
 
@@ -63,6 +67,8 @@ pub struct LoopContext {
     pub lan_socket: Option<std::net::UdpSocket>,
     /// `--once`: say when one connection has been served, and its end.
     pub once: bool,
+    /// What the TCP links to bootstrap nodes go through.
+    pub proxy: ProxyRoute,
 }
 
 /// Starts the loop thread. The core is built on that thread by `make_core`,
@@ -111,6 +117,7 @@ where
                     commands: own_commands,
                     ctx,
                     conns: HashMap::new(),
+                    flows: UdpFlows::default(),
                     next_conn: 1,
                     links: Links::new(None),
                     sender: udp_batch::Sender::default(),
@@ -136,6 +143,8 @@ struct EventLoop {
     commands: mpsc::Sender<Command>,
     ctx: LoopContext,
     conns: HashMap<ConnId, Conn>,
+    /// UDP tunnels; their ids come from the same counter as `conns`.
+    flows: UdpFlows,
     next_conn: ConnId,
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
@@ -306,7 +315,7 @@ impl EventLoop {
 
     /// `--once`: the first connection (and any that came with it) is over.
     fn note_served(&mut self) {
-        if self.next_conn > 1 && self.conns.is_empty() {
+        if self.next_conn > 1 && self.conns.is_empty() && self.flows.is_empty() {
             if let Some(served) = self.served.take() {
                 let _ = served.send(());
             }
@@ -314,9 +323,14 @@ impl EventLoop {
     }
 
     fn new_conn(&mut self, pending: Option<LocalStream>) -> ConnId {
+        let conn = self.take_conn_id();
+        self.conns.insert(conn, Conn::new(pending));
+        conn
+    }
+
+    fn take_conn_id(&mut self) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.conns.insert(conn, Conn::new(pending));
         conn
     }
 
@@ -342,8 +356,16 @@ impl EventLoop {
                 let conn = self.new_conn(Some(LocalStream::tcp(stream)));
                 // The core logs the opening, or the refusal at a rate.
                 debug!(conn, tunnel = %name, %peer, %target, "local connection");
-                self.core.open(now, conn, server, target);
+                self.core.open(now, conn, server, target, Transport::Tcp);
             }
+            Command::LocalDatagram(datagram) => {
+                let spec = &self.ctx.tunnels[datagram.tunnel];
+                let open = (spec.server, spec.target());
+                let next_conn = &mut self.next_conn;
+                self.flows
+                    .local_datagram(&mut self.core, now, datagram, open, next_conn);
+            }
+            Command::TargetDatagram { conn, bytes } => self.core.send_datagram(now, conn, &bytes),
             Command::OpenOn {
                 server,
                 target,
@@ -356,19 +378,33 @@ impl EventLoop {
                 let from = stream.waiting;
                 let conn = self.new_conn(Some(stream));
                 debug!(conn, %target, ?from, "tunnel asked for on a stream");
-                self.core.open(now, conn, server, target);
+                self.core.open(now, conn, server, target, Transport::Tcp);
             }
             Command::TargetConnected {
                 friend,
                 request,
                 result,
             } => match result {
-                Ok(stream) => {
+                Ok(TargetSocket::Tcp(stream)) => {
                     let conn = self.new_conn(None);
-                    if self.core.target_connected(now, friend, request, conn) {
+                    if self
+                        .core
+                        .target_connected(now, friend, request, conn, Transport::Tcp)
+                    {
                         self.start_tasks(conn, LocalStream::tcp(stream));
                     } else {
                         self.conns.remove(&conn);
+                    }
+                }
+                Ok(TargetSocket::Udp(socket)) => {
+                    let conn = self.take_conn_id();
+                    if self
+                        .core
+                        .target_connected(now, friend, request, conn, Transport::Udp)
+                    {
+                        let commands = self.commands.clone();
+                        let runtime = &self.ctx.tcp_runtime;
+                        self.flows.add_target(runtime, conn, socket, commands);
                     }
                 }
                 Err(reason) => self.core.target_failed(now, friend, request, reason),
@@ -379,7 +415,12 @@ impl EventLoop {
             Command::WriterReady { conn } => self.writer_ready(now, conn),
             Command::BootstrapLink { addr, result } => match result {
                 Ok(stream) => {
-                    info!(bootstrap = %addr, "reaching bootstrap node over TCP");
+                    match self.ctx.proxy.for_target(addr) {
+                        Some(proxy) => {
+                            info!(bootstrap = %addr, %proxy, "reaching bootstrap node over TCP through a proxy")
+                        }
+                        None => info!(bootstrap = %addr, "reaching bootstrap node over TCP"),
+                    }
                     self.links.attach(addr, stream);
                     self.core.stream_link_up(now, addr);
                 }
@@ -414,19 +455,27 @@ impl EventLoop {
                     friend,
                     request,
                     target,
-                } => connect_target(
-                    &self.ctx.tcp_runtime,
-                    friend,
-                    request,
-                    target,
-                    self.ctx.connect_timeout,
-                    self.commands.clone(),
-                ),
+                    transport,
+                } => {
+                    let asked = TargetRequest {
+                        friend,
+                        request,
+                        target,
+                        transport,
+                    };
+                    let timeout = self.ctx.connect_timeout;
+                    let commands = self.commands.clone();
+                    connect_target(&self.ctx.tcp_runtime, asked, timeout, commands)
+                }
                 Event::Opened { conn } => {
+                    if self.flows.opened(&mut self.core, Instant::now(), conn) {
+                        continue;
+                    }
                     if let Some(stream) = self.conns.get_mut(&conn).and_then(Conn::take_pending) {
                         self.start_tasks(conn, stream);
                     }
                 }
+                Event::Datagram { conn, bytes } => self.flows.deliver(Instant::now(), conn, &bytes),
                 Event::Data { conn, bytes } => self.deliver(conn, WriterMsg::Data(bytes)),
                 Event::Eof { conn } => self.deliver(conn, WriterMsg::Eof),
                 Event::Credit { conn, chunks } => {
@@ -435,6 +484,9 @@ impl EventLoop {
                     }
                 }
                 Event::Closed { conn, reason } => {
+                    if self.flows.closed(conn) {
+                        continue;
+                    }
                     let unopened = self.conns.get_mut(&conn).and_then(Conn::take_pending);
                     if let Some(stream) = unopened {
                         self.ctx.tcp_runtime.spawn(stream.refuse(reason.clone()));
@@ -503,13 +555,19 @@ impl EventLoop {
     /// answer over UDP; the outcome comes back as a command.
     fn connect_stream_link(&mut self, addr: SocketAddr) {
         let commands = self.commands.clone();
+        let proxy = self.ctx.proxy.for_target(addr).cloned();
         tokio::spawn(async move {
-            let result =
-                match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                    Ok(Ok(stream)) => Ok(stream),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out".to_string()),
-                };
+            let connect = async {
+                match &proxy {
+                    Some(proxy) => proxy.connect(addr).await,
+                    None => TcpStream::connect(addr).await,
+                }
+            };
+            let result = match tokio::time::timeout(TCP_CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            };
             let _ = commands.send(Command::BootstrapLink { addr, result }).await;
         });
     }

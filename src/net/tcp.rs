@@ -4,17 +4,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::command::Command;
 use super::local_stream::{LocalRead, LocalStream, LocalWrite};
-use crate::id::PublicKey;
-use crate::proto::reason::{ReasonCode, Refusal};
 use crate::proto::ConnId;
 
 /// Bytes a reader takes from TCP per command.
@@ -143,43 +139,4 @@ async fn write_loop(
             return;
         }
     }
-}
-
-/// Server side: connect to a friend's target within `timeout`.
-pub fn connect_target(
-    runtime: &tokio::runtime::Handle,
-    friend: PublicKey,
-    request: u32,
-    target: String,
-    timeout: Duration,
-    commands: mpsc::Sender<Command>,
-) {
-    runtime.spawn(async move {
-        let result = match tokio::time::timeout(timeout, TcpStream::connect(target.as_str())).await
-        {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => {
-                let code = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    ReasonCode::TargetRefused
-                } else {
-                    ReasonCode::TargetUnreachable
-                };
-                Err(Refusal::new(
-                    code,
-                    format!("cannot connect to {target}: {e}"),
-                ))
-            }
-            Err(_) => Err(Refusal::new(
-                ReasonCode::Timeout,
-                format!("connecting to {target} timed out after {timeout:?}"),
-            )),
-        };
-        let _ = commands
-            .send(Command::TargetConnected {
-                friend,
-                request,
-                result,
-            })
-            .await;
-    });
 }

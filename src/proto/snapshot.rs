@@ -13,6 +13,15 @@ pub struct Snapshot {
     /// Ordered by key, so two snapshots of the same state are equal.
     pub friends: Vec<FriendSnapshot>,
     pub counters: Counters,
+    pub datagrams_dropped: DatagramCounts,
+}
+
+/// Datagrams of UDP tunnels this node dropped, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatagramCounts {
+    /// Larger than a UDP tunnel carries (`datagram::MAX_DATAGRAM`), from
+    /// a local source or from a friend.
+    pub too_large: u64,
 }
 
 /// Work strangers can make a node do, and what it refused.

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use toxtun::id::PeerRef;
 use toxtun::proto::reason::CloseReason;
 use toxtun::proto::tunnel::allow::AllowRule;
+use toxtun::proto::tunnel::control::Transport;
 use toxtun::proto::{Event, FriendNetConfig};
 
 use super::sim::{addr, Host, UNIX_START};
@@ -243,7 +244,9 @@ impl World {
         // The target names the connection, so the server's side can tell
         // which flow a Connect is for.
         let target = format!("127.0.0.1:{conn}");
-        self.client.core.open(self.now, conn, server_id, target);
+        self.client
+            .core
+            .open(self.now, conn, server_id, target, Transport::Tcp);
         let flow = Flow {
             after_restart: self.restarted,
             ..Flow::default()
@@ -413,15 +416,18 @@ impl World {
                 friend,
                 request,
                 target,
+                ..
             } => {
                 let conn = self.next_server_conn;
                 self.next_server_conn += 1;
                 let client_conn: u64 = target.rsplit(':').next().unwrap().parse().unwrap();
-                if self
-                    .server
-                    .core
-                    .target_connected(self.now, friend, request, conn)
-                {
+                if self.server.core.target_connected(
+                    self.now,
+                    friend,
+                    request,
+                    conn,
+                    Transport::Tcp,
+                ) {
                     self.server_conns.insert(conn, client_conn);
                     if let Some(flow) = self.flows.get_mut(&client_conn) {
                         flow.server_credits = INITIAL_CREDITS;

@@ -6,6 +6,7 @@ pub mod delay_line;
 pub mod faulty;
 pub mod flood;
 pub mod http;
+pub mod http_proxy;
 pub mod lossy_relay;
 pub mod netns;
 pub mod scripted;
@@ -167,6 +168,11 @@ impl Node {
             }
             None => Command::new(binary()),
         };
+        // A proxy of the machine's is no part of any test but the ones
+        // that set one.
+        for name in ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"] {
+            command.env_remove(name);
+        }
         let mut child = command
             .envs(env.iter().copied())
             .arg("-v")
@@ -331,4 +337,26 @@ pub fn thread_wakeups(pid: u32, name: &str) -> u64 {
             .sum();
     }
     panic!("no thread named {name} in process {pid}");
+}
+
+/// A bootstrap node in `world`'s bootstrap namespace, and the `bootstrap =`
+/// line that names it.
+pub fn start_world_bootstrap(world: &netns::World, dir: &Path) -> (Node, String) {
+    let config = write_config(
+        dir,
+        "bootstrap",
+        &format!("listen = {}:0\nkeepalive = 1s\n", netns::BOOTSTRAP_IP),
+    );
+    let bootstrap = Node::start_in(Some(&world.bootstrap), "bootstrap", &config, "bootstrap");
+    let entry = format!("bootstrap = {}:{}\n", bootstrap.udp_addr(), bootstrap.id);
+    (bootstrap, entry)
+}
+
+/// A server on host A of `world` with config `body`, once the bootstrap
+/// node has seen it.
+pub fn start_world_server(world: &netns::World, dir: &Path, body: &str) -> Node {
+    let config = write_config(dir, "server", body);
+    let server = Node::start_in(Some(&world.host_a), "server", &config, "server");
+    server.wait_for(&["bootstrap node sees us at"], WAIT);
+    server
 }

@@ -268,6 +268,23 @@ impl World {
         in_ns(&self.router, &["iptables", op, "FORWARD", "-j", "DROP"]);
     }
 
+    /// Host B's NAT forwards nothing from it, UDP nor TCP: only what runs
+    /// on the NAT box itself is in its reach.
+    pub fn cut_b_off(&self) {
+        in_ns(
+            &self.nat_b,
+            &[
+                "iptables",
+                "-I",
+                "FORWARD",
+                "-s",
+                "192.168.2.0/24",
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+
     /// The link between the router and host A's NAT carries at most `mtu`
     /// bytes a packet, both ways; the hosts' own links stay at 1500. The
     /// two ends answer an oversized packet with ICMP "fragmentation

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use toxtun::id::ToxId;
 use toxtun::proto::identity::Identity;
 use toxtun::proto::tunnel::allow::AllowRule;
+use toxtun::proto::tunnel::control::Transport;
 use toxtun::proto::tunnel::kcp_settings::KcpSettings;
 use toxtun::proto::tunnel::limits::TunnelLimits;
 use toxtun::proto::{Core, Event, FriendNet, FriendNetConfig, Transmit, TunnelConfig};
@@ -100,6 +101,7 @@ impl Host {
             kcp: KcpSettings::default(),
             open_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(3600),
+            udp_idle_timeout: Duration::from_secs(60),
             limits: TunnelLimits::default(),
             allow,
             services: Default::default(),
@@ -299,9 +301,13 @@ pub fn open_tunnel(now: Instant, conn: u64, seeds: (u64, u64)) -> Net {
         true,
     );
     client.core.handle_timeout(now);
-    client
-        .core
-        .open(now, conn, server_id, "127.0.0.1:9".to_string());
+    client.core.open(
+        now,
+        conn,
+        server_id,
+        "127.0.0.1:9".to_string(),
+        Transport::Tcp,
+    );
     let mut net = Net::new(now);
     net.record = true;
     net.add(server);
@@ -315,7 +321,7 @@ pub fn open_tunnel(now: Instant, conn: u64, seeds: (u64, u64)) -> Net {
     assert!(net
         .host_mut(SERVER)
         .core
-        .target_connected(now, friend, request, conn));
+        .target_connected(now, friend, request, conn, Transport::Tcp));
     let opened = net.run_until(Duration::from_secs(2), &mut |_, _| false, &mut |n| {
         n.host(CLIENT).events.contains(&Event::Opened { conn })
     });

@@ -37,6 +37,9 @@ impl Core {
                 self.close(conn, CloseReason::FriendOffline(why));
             }
         }
+        for flow in link.flows.into_values() {
+            self.close(flow.conn, CloseReason::FriendOffline(why));
+        }
         // An OPEN the friend never answered is sent again once it is back
         // (a restarted server loses nothing of a connection it never
         // accepted); the open timeout still bounds the wait.
@@ -121,6 +124,19 @@ impl Core {
         self.feed_starved(key.0);
     }
 
+    /// Ends an open tunnel at once, channel or flow.
+    pub(super) fn reset_tunnel(&mut self, now: Instant, key: PipeKey, reason: CloseReason) {
+        let is_flow = self
+            .links
+            .get(&key.0)
+            .is_some_and(|l| l.flows.contains_key(&key.1));
+        if is_flow {
+            self.reset_flow(now, key, reason);
+        } else {
+            self.reset_channel(now, key, reason);
+        }
+    }
+
     pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
         match self.conns.remove(&conn) {
             Some(Conn::Opening {
@@ -183,7 +199,7 @@ impl Core {
         match self.conns.get(&conn) {
             Some(Conn::Open { friend, conv }) => {
                 let key = (*friend, *conv);
-                self.reset_channel(now, key, reason);
+                self.reset_tunnel(now, key, reason);
             }
             Some(Conn::Opening { .. }) => self.close(conn, reason),
             None => {}
@@ -227,12 +243,20 @@ impl Core {
     }
 
     fn idle_sweep_every(&self) -> Duration {
-        (self.config.idle_timeout / 4).max(Duration::from_millis(100))
+        let shortest = self.config.idle_timeout.min(self.config.udp_idle_timeout);
+        (shortest / 4).max(Duration::from_millis(100))
     }
 
-    /// Resets connections idle past the timeout; runs every quarter of the
-    /// timeout while any channel exists, so idle nodes stay asleep.
+    /// Resets connections and flows idle past their timeouts; runs every
+    /// quarter of the shorter timeout while any exists, so idle nodes stay
+    /// asleep.
     pub(super) fn sweep_idle(&mut self, now: Instant) {
+        let udp_idle = self.config.udp_idle_timeout;
+        for key in self.stale_flows(now) {
+            let refusal =
+                Refusal::new(ReasonCode::Timeout, format!("no datagram for {udp_idle:?}"));
+            self.reset_flow(now, key, CloseReason::Reset(refusal));
+        }
         let idle = self.config.idle_timeout;
         let stale: Vec<PipeKey> = self
             .links
@@ -248,7 +272,10 @@ impl Core {
             let refusal = Refusal::new(ReasonCode::Timeout, format!("idle for {idle:?}"));
             self.reset_channel(now, key, CloseReason::Reset(refusal));
         }
-        let any = self.links.values().any(|l| !l.channels.is_empty());
+        let any = self
+            .links
+            .values()
+            .any(|l| !l.channels.is_empty() || !l.flows.is_empty());
         self.next_idle_sweep = any.then(|| now + self.idle_sweep_every());
     }
 }

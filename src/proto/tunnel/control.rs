@@ -4,6 +4,40 @@
 use crate::proto::reason::{ReasonCode, Refusal};
 
 pub const PROTOCOL_TCP: u8 = 1;
+pub const PROTOCOL_UDP: u8 = 2;
+
+/// What a tunnel carries: a byte stream (over KCP, reliable and in order)
+/// or datagrams (each as it is, see `datagram`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn protocol(self) -> u8 {
+        match self {
+            Transport::Tcp => PROTOCOL_TCP,
+            Transport::Udp => PROTOCOL_UDP,
+        }
+    }
+
+    pub fn from_protocol(protocol: u8) -> Option<Self> {
+        match protocol {
+            PROTOCOL_TCP => Some(Transport::Tcp),
+            PROTOCOL_UDP => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {

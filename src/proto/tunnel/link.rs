@@ -81,6 +81,23 @@ impl Channel {
     }
 }
 
+/// A UDP tunnel's flow: no queue and no state of the datagrams, which
+/// go as they come (`flows`).
+pub struct Flow {
+    /// The driver's flow.
+    pub conn: ConnId,
+    pub last_activity: Instant,
+}
+
+impl Flow {
+    pub fn new(conn: ConnId, now: Instant) -> Self {
+        Flow {
+            conn,
+            last_activity: now,
+        }
+    }
+}
+
 pub struct Link {
     /// Whether the friend's path is the relay, which drops what exceeds
     /// its per-node rate: congestion control is always on there (without
@@ -96,6 +113,8 @@ pub struct Link {
     /// Time this link's pacer holds in the core's timer set.
     pub pacer_due: Option<Instant>,
     pub channels: BTreeMap<u32, Channel>,
+    /// UDP tunnels, by conv (channels and flows share the numbers).
+    pub flows: BTreeMap<u32, Flow>,
     pub next_request: u32,
     /// Client side: our OPEN requests waiting for ACCEPT or REFUSE.
     pub requests: BTreeMap<u32, ConnId>,
@@ -127,6 +146,7 @@ impl Link {
             control_scheduled: None,
             pacer_due: None,
             channels: BTreeMap::new(),
+            flows: BTreeMap::new(),
             next_request: 1,
             requests: BTreeMap::new(),
             conv_counter: 0,
@@ -153,6 +173,11 @@ impl Link {
         let result = change(intake, window);
         self.receive_held = self.receive_held + intake.held(window) - before;
         Some(result)
+    }
+
+    /// Whether a channel or a flow has this conv.
+    pub fn conv_in_use(&self, conv: u32) -> bool {
+        self.channels.contains_key(&conv) || self.flows.contains_key(&conv)
     }
 
     pub fn remove_channel(&mut self, conv: u32) -> Option<Channel> {

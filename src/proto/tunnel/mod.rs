@@ -17,6 +17,8 @@ mod budgets;
 mod channels;
 pub mod congestion;
 pub mod control;
+pub mod datagram;
+mod flows;
 mod intake;
 pub mod kcp_settings;
 pub mod limits;
@@ -28,6 +30,8 @@ mod segments;
 pub mod services;
 
 use self::allow::AllowRule;
+use self::control::Transport;
+use self::flows::DatagramDrops;
 use self::kcp_settings::KcpSettings;
 use self::limits::{TunnelCount, TunnelLimits};
 use self::link::{ConnId, Link};
@@ -46,6 +50,8 @@ pub struct TunnelConfig {
     pub kcp: KcpSettings,
     pub open_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A UDP flow with no datagram either way for this long is closed.
+    pub udp_idle_timeout: Duration,
     pub limits: TunnelLimits,
     /// None: this node serves no tunnels (client mode).
     pub allow: Option<Vec<AllowRule>>,
@@ -64,6 +70,7 @@ pub enum Event {
         friend: PublicKey,
         request: u32,
         target: String,
+        transport: Transport,
     },
     /// Client side: the server accepted; start moving bytes.
     Opened {
@@ -71,6 +78,11 @@ pub enum Event {
     },
     /// Bytes for the connection's TCP writer, in order.
     Data {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    /// A whole datagram for a UDP flow's socket.
+    Datagram {
         conn: ConnId,
         bytes: Vec<u8>,
     },
@@ -100,6 +112,7 @@ enum Conn {
     Opening {
         friend: PublicKey,
         target: String,
+        transport: Transport,
         deadline: Instant,
         request: Option<u32>,
     },
@@ -137,6 +150,7 @@ pub struct Core {
     recv_buf: Vec<u8>,
     tunnels: TunnelCount,
     oversized: LogLimit,
+    datagram_drops: DatagramDrops,
     buffer_full: LogLimit,
     control_full: LogLimit,
     refusal_logs: BTreeMap<u8, LogLimit>,
@@ -161,6 +175,7 @@ impl Core {
             recv_buf: vec![0; MAX_CHUNK + 1],
             tunnels: TunnelCount::default(),
             oversized: LogLimit::default(),
+            datagram_drops: DatagramDrops::default(),
             buffer_full: LogLimit::default(),
             control_full: LogLimit::default(),
             refusal_logs: BTreeMap::new(),
@@ -182,7 +197,8 @@ impl Core {
             let Some(link) = self.links.get(&friend.key) else {
                 continue;
             };
-            friend.tunnels = link.channels.values().filter(|c| c.conn.is_some()).count();
+            friend.tunnels =
+                link.channels.values().filter(|c| c.conn.is_some()).count() + link.flows.len();
             friend.congestion = link.congestion_snapshot();
         }
         Snapshot {
@@ -190,6 +206,7 @@ impl Core {
             bootstrap: self.net.bootstrap_snapshots(),
             friends,
             counters: self.net.counters(),
+            datagrams_dropped: self.datagram_drops.counts(),
         }
     }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::allow;
-use super::control::{Control, PROTOCOL_TCP};
-use super::link::{Channel, ConnId, Link};
+use super::control::{Control, Transport};
+use super::link::{Channel, ConnId, Flow, Link};
 use super::services;
 use super::{Conn, Core, Event};
 use crate::id::{PublicKey, ToxId};
@@ -30,8 +30,16 @@ impl Core {
         }
     }
 
-    /// Client: a local connection arrived for a tunnel to `server`.
-    pub fn open(&mut self, now: Instant, conn: ConnId, server: ToxId, target: String) {
+    /// Client: a local connection (or a UDP flow's first datagram) arrived
+    /// for a tunnel to `server`.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        server: ToxId,
+        target: String,
+        transport: Transport,
+    ) {
         let friend = server.key;
         if !self.net.has_address(&friend) {
             self.close(conn, CloseReason::NoAddress(friend));
@@ -44,13 +52,15 @@ impl Core {
             return;
         }
         self.tunnels.take(friend);
-        info!(conn, server = %friend.short(), %target, "local connection; opening tunnel");
+        let transport_name = transport.name();
+        info!(conn, server = %friend.short(), %target, transport = %transport_name, "local connection; opening tunnel");
         let deadline = now + self.config.open_timeout;
         self.conns.insert(
             conn,
             Conn::Opening {
                 friend,
                 target,
+                transport,
                 deadline,
                 request: None,
             },
@@ -67,6 +77,7 @@ impl Core {
         let Some(Conn::Opening {
             friend,
             target,
+            transport,
             request,
             ..
         }) = self.conns.get_mut(&conn)
@@ -82,7 +93,7 @@ impl Core {
         *request = Some(id);
         let message = Control::Open {
             request: id,
-            protocol: PROTOCOL_TCP,
+            protocol: transport.protocol(),
             target: target.clone(),
         };
         let friend = *friend;
@@ -142,7 +153,7 @@ impl Core {
                 ReasonCode::NotAllowed,
                 "this node serves no tunnels",
             )),
-            (Some(_), _) if protocol != PROTOCOL_TCP => Some(Refusal::new(
+            (Some(_), _) if Transport::from_protocol(protocol).is_none() => Some(Refusal::new(
                 ReasonCode::ProtocolError,
                 format!("protocol {protocol} is not supported"),
             )),
@@ -172,12 +183,14 @@ impl Core {
             Some(Some(address)) => address,
             _ => target,
         };
+        let transport = Transport::from_protocol(protocol).unwrap_or_default();
         self.tunnels.take(friend);
-        debug!(friend = %friend.short(), %target, request, "connecting to target");
+        debug!(friend = %friend.short(), %target, request, transport = %transport.name(), "connecting to target");
         self.events.push_back(Event::Connect {
             friend,
             request,
             target,
+            transport,
         });
     }
 
@@ -191,38 +204,36 @@ impl Core {
             self.send_control(now, friend, &Control::Reset { conv, refusal });
             return;
         };
-        if conv == 0 || link.channels.contains_key(&conv) {
+        if conv == 0 || link.conv_in_use(conv) {
             self.close(conn, CloseReason::ConvInUse(conv));
             return;
         }
-        let target = match self.conns.remove(&conn) {
+        let (target, transport) = match self.conns.remove(&conn) {
             Some(Conn::Opening {
-                target, deadline, ..
+                target,
+                transport,
+                deadline,
+                ..
             }) => {
                 self.open_deadlines.remove(&(deadline, conn));
-                target
+                (target, transport)
             }
             _ => return,
         };
-        let ms = self.ms(now);
-        let Some(link) = self.links.get_mut(&friend) else {
-            return;
-        };
-        let kcp = link.new_channel_pipe(conv, &self.config.kcp, ms);
-        link.channels.insert(conv, Channel::new(kcp, conn, now));
-        self.conns.insert(conn, Conn::Open { friend, conv });
-        self.ensure_idle_sweep(now);
-        info!(conn, friend = %friend.short(), %target, conv, "tunnel open");
+        self.add_tunnel(now, friend, conv, conn, transport);
+        info!(conn, friend = %friend.short(), %target, conv, transport = %transport.name(), "tunnel open");
         self.events.push_back(Event::Opened { conn });
     }
 
-    /// Server: the target answered; assign a conv and tell the client.
+    /// Server: the target answered (for UDP: a socket is bound to it);
+    /// assign a conv and tell the client.
     pub fn target_connected(
         &mut self,
         now: Instant,
         friend: PublicKey,
         request: u32,
         conn: ConnId,
+        transport: Transport,
     ) -> bool {
         let ms = self.ms(now);
         let Some(link) = self.links.get_mut(&friend) else {
@@ -231,13 +242,37 @@ impl Core {
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
-        let kcp = link.new_channel_pipe(conv, &self.config.kcp, ms);
-        link.channels.insert(conv, Channel::new(kcp, conn, now));
-        self.conns.insert(conn, Conn::Open { friend, conv });
+        self.add_tunnel(now, friend, conv, conn, transport);
         self.send_control(now, friend, &Control::Accept { request, conv });
-        self.ensure_idle_sweep(now);
-        info!(conn, friend = %friend.short(), conv, "tunnel open");
+        info!(conn, friend = %friend.short(), conv, transport = %transport.name(), "tunnel open");
         true
+    }
+
+    /// An accepted tunnel's state: a KCP channel for a stream, a flow for
+    /// datagrams.
+    fn add_tunnel(
+        &mut self,
+        now: Instant,
+        friend: PublicKey,
+        conv: u32,
+        conn: ConnId,
+        transport: Transport,
+    ) {
+        let ms = self.ms(now);
+        let Some(link) = self.links.get_mut(&friend) else {
+            return;
+        };
+        match transport {
+            Transport::Tcp => {
+                let kcp = link.new_channel_pipe(conv, &self.config.kcp, ms);
+                link.channels.insert(conv, Channel::new(kcp, conn, now));
+            }
+            Transport::Udp => {
+                link.flows.insert(conv, Flow::new(conn, now));
+            }
+        }
+        self.conns.insert(conn, Conn::Open { friend, conv });
+        self.ensure_idle_sweep(now);
     }
 
     /// Server: connecting to the target failed; the client is told why.
@@ -263,7 +298,7 @@ fn pick_conv(friend: &PublicKey, ms: u32, link: &mut Link) -> u32 {
         hasher.update(&ms.to_le_bytes());
         hasher.update(&link.conv_counter.to_le_bytes());
         let conv = hasher.finalize();
-        if conv != 0 && !link.channels.contains_key(&conv) {
+        if conv != 0 && !link.conv_in_use(conv) {
             return conv;
         }
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
+use super::datagram::FRAME_DATAGRAM;
 use super::kcp_settings::MAX_KCP_MTU;
 use super::link::Pipe;
 use super::outbox::FRAME_KCP;
@@ -91,6 +92,10 @@ impl Core {
     }
 
     pub(super) fn on_payload(&mut self, now: Instant, friend: PublicKey, payload: &[u8]) {
+        if payload.first() == Some(&FRAME_DATAGRAM) {
+            self.on_datagram(now, friend, payload);
+            return;
+        }
         let Some((&FRAME_KCP, segment)) = payload.split_first() else {
             debug!(friend = %friend.short(), "dropped payload of unknown frame type");
             return;
@@ -185,12 +190,8 @@ impl Core {
                 self.close(conn, CloseReason::Refused(refusal));
             }
             Control::Reset { conv, refusal } => {
-                if self
-                    .links
-                    .get(&friend)
-                    .is_some_and(|l| l.channels.contains_key(&conv))
-                {
-                    self.reset_channel(now, (friend, conv), CloseReason::ResetByFriend(refusal));
+                if self.links.get(&friend).is_some_and(|l| l.conv_in_use(conv)) {
+                    self.reset_tunnel(now, (friend, conv), CloseReason::ResetByFriend(refusal));
                 }
             }
         }
