@@ -197,12 +197,19 @@ fn bind_udp_and_tcp(
 }
 
 fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
+    let control_path = crate::net::control::socket_path(&settings.node.key_file);
+    // A client on a key whose node runs hands its connections to that node
+    // instead of starting a second one on the same identity.
+    let attach = mode == Mode::Client && crate::attach::node_runs(&control_path);
     let (identity, created) =
         crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     if created {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
     println!("{}", identity.id());
+    if attach {
+        return crate::attach::run(settings, &control_path, once);
+    }
     // One worker for every TCP reader and writer: with the event loop that
     // makes two busy threads a process, and on small machines more threads
     // only added context switches (measured with the compare bench).
@@ -219,7 +226,6 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
         once,
     )?;
     let served_one = node.served_one.take();
-    let control_path = crate::net::control::socket_path(&settings.node.key_file);
     let result = runtime.block_on(async {
         let control = crate::net::control::bind(&control_path).await?;
         debug!(path = %control_path.display(), "control socket listening");

@@ -1,15 +1,17 @@
-//! toxtun: TCP tunnels between friends' hosts, end-to-end encrypted.
+//! toxtun: TCP and UDP tunnels between friends' hosts, end-to-end encrypted.
 //!
 //! `proto` is the protocol as a pure state machine; `net` drives it with
 //! one event-loop thread that owns the UDP socket; `node` builds one from
-//! the settings, and `app` (with `connect`, for the stdio command) wires it
-//! to the command line.
+//! the settings, and `app` (with `connect`, for the stdio command, and
+//! `attach`, for a client on a key whose node already runs) wires it to the
+//! command line.
 //!
 //! The public surface is what the binary, the tests, the benches and the
 //! fuzz targets use, and nothing more:
 //!
 //! - `app::run` and `cli::parse`: the binary.
-//! - `config::Settings`: parsing a config file.
+//! - `config::Settings`: parsing a config file, with `net::proxy::Proxy`
+//!   (`[node] proxy`) in it.
 //! - `id`: IDs and keys as users write them.
 //! - `net::udp::bind`: a UDP socket with the buffers the node uses.
 //! - `proto::Core` (the whole protocol core), its `Event`s and
@@ -29,6 +31,7 @@
 //! Everything else is `pub(crate)`.
 
 pub mod app;
+pub(crate) mod attach;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

@@ -298,3 +298,60 @@ fn ssh_and_scp_through_the_node_running_on_the_key() {
         "the node exited"
     );
 }
+
+#[test]
+fn client_flags_on_a_running_nodes_key_hand_their_connections_to_it() {
+    let pair = pair();
+    let echo = common::traffic::echo_server();
+    let running = Node::start("running", &pair.client_config, "server");
+    running.wait_for(&["control socket listening"], WAIT);
+    let config = pair.client_config.display().to_string();
+    let words = |flag: &str| -> Vec<String> {
+        [
+            "-c",
+            &config,
+            "client",
+            flag,
+            &format!("0:{echo}"),
+            &pair.server.id,
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect()
+    };
+    let attached = Node::start_words(None, &[], "attached", &words("-L"));
+    attached.wait_for(&["a node already runs on this key"], WAIT);
+    let local = attached.tunnel_addr();
+    for round in 0..2u8 {
+        let mut stream = std::net::TcpStream::connect(local).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let sent: Vec<u8> = (0..1u32 << 20).map(|i| (i as u8) ^ round).collect();
+        let mut writer = stream.try_clone().unwrap();
+        let copy = sent.clone();
+        let writing = std::thread::spawn(move || writer.write_all(&copy));
+        let mut back = vec![0u8; sent.len()];
+        std::io::Read::read_exact(&mut stream, &mut back).unwrap();
+        writing.join().unwrap().unwrap();
+        assert!(back == sent, "round {round}: the echo differs");
+    }
+    assert_eq!(
+        running.count(&["tunnel asked for on a stream", "from=Connect"]),
+        2
+    );
+    assert_eq!(attached.count(&["node listening"]), 0, "a second node ran");
+    let status = common::status_json(None, &pair.client_config);
+    assert_eq!(status["id"].as_str().unwrap(), running.id);
+
+    // UDP cannot be handed over a stream: said at once, nothing started.
+    let out = Command::new(common::binary())
+        .args(words("-U"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a node already runs on this key") && stderr.contains("-U 0:"),
+        "{stderr}"
+    );
+}
