@@ -164,7 +164,7 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
     runtime.block_on(async {
         tokio::select! {
             result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
-            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = crate::stop_signal::stop_asked() => Ok(()),
         }
     })
 }
@@ -243,16 +243,18 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = crate::stop_signal::stop_asked() => {}
             _ = served => {}
         }
         Ok::<(), String>(())
     });
     info!("shutting down");
     let _ = std::fs::remove_file(&control_path);
+    // Outside the runtime now, so waiting for room in a full queue is
+    // allowed; the loop says goodbye to every friend before it ends.
     let _ = node
         .commands
-        .try_send(crate::net::command::Command::Shutdown);
+        .blocking_send(crate::net::command::Command::Shutdown);
     node.join();
     result
 }

@@ -95,7 +95,7 @@ pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = crate::stop_signal::stop_asked() => {}
             _ = first_served => {}
         }
         Ok(())

@@ -45,5 +45,6 @@ pub(crate) mod node;
 pub mod proto;
 pub(crate) mod socks_listen;
 pub(crate) mod status;
+pub(crate) mod stop_signal;
 pub(crate) mod token_bucket;
 pub(crate) mod tunnel_spec;

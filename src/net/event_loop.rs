@@ -182,11 +182,11 @@ impl EventLoop {
                 command = self.receiver.recv() => {
                     let Some(command) = command else { return };
                     if !self.handle_command(command) {
-                        return;
+                        return self.stop().await;
                     }
                     for _ in 1..BATCH {
                         match self.receiver.try_recv() {
-                            Ok(command) => if !self.handle_command(command) { return },
+                            Ok(command) => if !self.handle_command(command) { return self.stop().await },
                             Err(_) => break,
                         }
                     }
@@ -206,6 +206,12 @@ impl EventLoop {
                 _ = sleep => self.core.handle_timeout(Instant::now()),
             }
         }
+    }
+
+    /// Says goodbye to every online friend and sends what is queued.
+    async fn stop(&mut self) {
+        self.core.say_goodbye(Instant::now());
+        self.send_transmits().await;
     }
 
     fn receive(&mut self, batch: &mut RecvBatch) {

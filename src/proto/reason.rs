@@ -21,6 +21,8 @@ pub enum OfflineReason {
     ReconnectedFresh,
     /// The operator removed it (`toxtun forget`).
     Forgotten,
+    /// The friend said goodbye: it is shutting down.
+    PeerStopping,
 }
 
 impl fmt::Display for OfflineReason {
@@ -34,6 +36,7 @@ impl fmt::Display for OfflineReason {
                 f.write_str("friend reconnected without its tunnels")
             }
             OfflineReason::Forgotten => f.write_str("friend forgotten"),
+            OfflineReason::PeerStopping => f.write_str("peer stopping: it said goodbye"),
         }
     }
 }

@@ -280,6 +280,24 @@ impl Node {
             .unwrap()
     }
 
+    /// Sends `signal` and waits at most `within` for the process to end:
+    /// its exit code, or None if it did not exit (or was killed).
+    pub fn signal_and_wait(&mut self, signal: i32, within: Duration) -> Option<i32> {
+        let pid = self.child.id() as i32;
+        let (ended, status) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child, into a local.
+            if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+                let _ = ended.send(status);
+            }
+        });
+        // SAFETY: kill only sends a signal to the child we started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let status = status.recv_timeout(within).ok()?;
+        libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -11,9 +11,15 @@ use super::path::{Evidence, FRAME_PROBE, FRAME_PROBE_ACK, FRAME_PUNCH_READY};
 use super::path_mtu::{FRAME_MTU_ACK, FRAME_MTU_PROBE};
 use super::{FriendNet, NetEvent};
 use crate::id::PublicKey;
+use crate::proto::reason::OfflineReason;
 use crate::proto::route::Route;
 use crate::proto::tunnel::kcp_settings::MAX_KCP_MTU;
 use crate::proto::wire;
+
+/// A frame that says "I am stopping": the friend marks us offline at once.
+const FRAME_GOODBYE: u8 = 9;
+/// Copies of each goodbye sent.
+const GOODBYE_COPIES: usize = 3;
 
 impl FriendNet {
     pub(super) fn on_data(
@@ -53,6 +59,11 @@ impl FriendNet {
         friend.liveness.unanswered_since = None;
         friend.stats.bytes_in += ciphertext.len() as u64;
         let frame = plain.first().copied();
+        if frame == Some(FRAME_GOODBYE) {
+            self.scratch = plain;
+            self.go_offline(&key, OfflineReason::PeerStopping);
+            return;
+        }
         let probe = matches!(
             frame,
             Some(
@@ -125,6 +136,25 @@ impl FriendNet {
         if let Some(friend) = self.friends.get_mut(key) {
             friend.liveness.unanswered_since.get_or_insert(now);
             friend.mtu.note_data_sent(now);
+        }
+    }
+
+    /// Tells every online friend we are stopping, so that it closes our
+    /// tunnels and marks us offline now rather than after its friend
+    /// timeout. Each goodbye goes `GOODBYE_COPIES` times: the process ends
+    /// right after, so there is no waiting for an acknowledgement, and one
+    /// lost datagram must not undo it.
+    pub fn say_goodbye(&mut self, now: Instant) {
+        let online: Vec<PublicKey> = self
+            .friends
+            .iter()
+            .filter(|(_, f)| f.liveness.online)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in online {
+            for _ in 0..GOODBYE_COPIES {
+                self.send(now, &key, &[FRAME_GOODBYE]);
+            }
         }
     }
 

@@ -257,6 +257,12 @@ impl Core {
         self.net.handle_lan_datagram(now, from, bytes);
     }
 
+    /// The node is stopping: every online friend is told, so it closes our
+    /// tunnels now. Then drain `poll_transmit` before the process ends.
+    pub fn say_goodbye(&mut self, now: Instant) {
+        self.net.say_goodbye(now);
+    }
+
     /// `toxtun forget`: the friend is removed and its tunnels reset; false
     /// if it was no friend.
     pub fn forget(&mut self, now: Instant, friend: &PublicKey) -> bool {
