@@ -162,6 +162,7 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
+        crate::sd_notify::ready(&format!("bootstrap node on {local}"));
         tokio::select! {
             result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
             _ = crate::stop_signal::stop_asked() => Ok(()),
@@ -206,7 +207,8 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
     if created {
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
-    println!("{}", identity.id());
+    let identity_id = identity.id();
+    println!("{identity_id}");
     if attach {
         return crate::attach::run(settings, &control_path, once);
     }
@@ -233,6 +235,7 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
         // `server` with [client] lines in its config plays both roles.
         listen_tunnels(&settings, node.commands.clone()).await?;
         crate::socks_listen::listen(&settings.socks, node.commands.clone()).await?;
+        crate::sd_notify::ready(&format!("serving as {identity_id}"));
         let served = async {
             match served_one {
                 Some(served) => {
@@ -249,6 +252,7 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
         Ok::<(), String>(())
     });
     info!("shutting down");
+    crate::sd_notify::stopping();
     let _ = std::fs::remove_file(&control_path);
     // Outside the runtime now, so waiting for room in a full queue is
     // allowed; the loop says goodbye to every friend before it ends.

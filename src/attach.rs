@@ -85,6 +85,7 @@ pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
             ));
         }
         info!(path = %path.display(), "a node already runs on this key: handing connections to it");
+        crate::sd_notify::ready("handing connections to the node on this key");
         let first_served = async {
             match once {
                 true => {

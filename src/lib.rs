@@ -43,6 +43,7 @@ pub(crate) mod key_file;
 pub mod net;
 pub(crate) mod node;
 pub mod proto;
+pub(crate) mod sd_notify;
 pub(crate) mod socks_listen;
 pub(crate) mod status;
 pub(crate) mod stop_signal;

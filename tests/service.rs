@@ -1,0 +1,58 @@
+//! Running under a service manager: with `NOTIFY_SOCKET` set (systemd's
+//! `Type=notify`), the node says READY once it serves (its tunnels
+//! listen) and STOPPING when asked to stop.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::{write_config, Node, WAIT};
+
+const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
+
+fn next_message(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("no notification in time");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn readiness_and_stopping_reach_the_notify_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let server_config = write_config(dir.path(), "server", FAST);
+    let server = Node::start("server", &server_config, "server");
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "{FAST}[peers]\n{id} = {}\n[client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
+            server.udp_addr(),
+            id = server.id
+        ),
+    );
+    let notify = path.display().to_string();
+    let mut client = Node::start_with(
+        None,
+        &[("NOTIFY_SOCKET", &notify)],
+        "client",
+        &client_config,
+        "client",
+    );
+    let ready = next_message(&socket);
+    assert!(ready.starts_with("READY=1\n"), "{ready:?}");
+    assert!(
+        ready.contains(&format!("STATUS=serving as {}", client.id)),
+        "{ready:?}"
+    );
+    // Ready means serving: the tunnel already listens.
+    assert!(client.log_text().contains("tunnel listening"));
+    std::net::TcpStream::connect(client.tunnel_addr()).unwrap();
+
+    let code = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(1));
+    assert_eq!(code, Some(0));
+    assert_eq!(next_message(&socket), "STOPPING=1\n");
+}
