@@ -76,6 +76,22 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     Ok(settings)
 }
 
+/// A client with nothing to open would run and do nothing: a config
+/// whose `[client]` section is misspelled, or a forgotten `-L`.
+fn check_has_tunnels(settings: &Settings) -> Result<(), String> {
+    if !settings.client.is_empty() || !settings.socks.is_empty() {
+        return Ok(());
+    }
+    let file = match &settings.source {
+        Some(path) => format!("under [client] in {}", path.display()),
+        None => "under [client] in a config file (-c FILE)".to_string(),
+    };
+    Err(format!(
+        "no tunnels to open: add NAME = LISTEN_HOST:LISTEN_PORT:TARGET_HOST:TARGET_PORT:SERVER_ID \
+         lines {file}, or give -L, -U or -D and the server's ID"
+    ))
+}
+
 pub fn run(cli: Cli) -> Result<(), String> {
     let settings = load_settings(&cli)?;
     match cli.command {
@@ -87,7 +103,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Connect { id, target } => crate::connect::run(settings, &id, &target),
         Command::Server => serve(settings, Mode::Server, cli.once),
-        Command::Client { .. } => serve(settings, Mode::Client, cli.once),
+        Command::Client { .. } => {
+            check_has_tunnels(&settings)?;
+            serve(settings, Mode::Client, cli.once)
+        }
         Command::Bootstrap => run_bootstrap(settings),
         Command::Status { json } => {
             let path = crate::net::control::socket_path(&settings.node.key_file);
@@ -147,7 +166,26 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT));
     let (socket, listener) = bind_udp_and_tcp(listen)?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    info!(udp = %local, tcp = %local, entry = %format!("{local}:{}", identity.id()), "bootstrap node listening");
+    let port = local.port();
+    let entries: Vec<String> = match local.ip() {
+        ip if ip.is_unspecified() => {
+            let mut addrs = crate::net::lan::local_addrs();
+            if addrs.is_empty() {
+                addrs.push(Ipv4Addr::LOCALHOST);
+            }
+            addrs
+                .iter()
+                .map(|ip| format!("{ip}:{port}:{}", identity.id()))
+                .collect()
+        }
+        _ => vec![format!("{local}:{}", identity.id())],
+    };
+    info!(udp = %local, tcp = %local, "bootstrap node listening");
+    // Bound to every address, the node has no one address of its own to
+    // give: each it can be reached at is an entry for `bootstrap =`.
+    for entry in &entries {
+        info!(%entry, "bootstrap entry (the address friends can reach goes in their config)");
+    }
     let config = crate::bootstrap::BootstrapConfig {
         relay_rate: settings.bootstrap.relay_rate,
         relay_burst: settings.bootstrap.relay_burst,
@@ -186,8 +224,8 @@ fn bind_udp_and_tcp(
     };
     let mut last = String::new();
     for _ in 0..tries {
-        let socket = crate::net::udp::bind(listen)
-            .map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+        let socket =
+            crate::net::udp::bind(listen).map_err(|e| crate::net::udp::bind_error(listen, &e))?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         match std::net::TcpListener::bind(local) {
             Ok(listener) => return Ok((socket, listener)),

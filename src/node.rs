@@ -38,7 +38,7 @@ pub fn start_node(
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
     });
     let socket =
-        crate::net::udp::bind(listen).map_err(|e| format!("cannot listen on UDP {listen}: {e}"))?;
+        crate::net::udp::bind(listen).map_err(|e| crate::net::udp::bind_error(listen, &e))?;
     let friends_path = friends_file::path_for(&settings.node.key_file);
     let accept_requests = mode == Mode::Server && settings.server.friends.is_empty();
     let remembered = if accept_requests {

@@ -26,8 +26,9 @@ fn friends_handshake_and_exchange_keepalives() {
     std::fs::write(
         &client_config,
         format!(
-            "[node]\nkey_file = client.key\n{NO_LAN}{FAST}[peers]\n{} = {server_addr}\n",
-            server.id
+            "[node]\nkey_file = client.key\n{NO_LAN}{FAST}[peers]\n{id} = {server_addr}\n\
+             [client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
+            id = server.id
         ),
     )
     .unwrap();
@@ -97,7 +98,10 @@ fn stranger_gets_nothing_but_the_public_record() {
     let stranger_config = write_config(
         dir.path(),
         "stranger",
-        &format!("{FAST}[peers]\n{} = {relay}\n", server.id),
+        &format!(
+            "{FAST}[peers]\n{id} = {relay}\n[client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
+            id = server.id
+        ),
     );
     let stranger = Node::start("stranger", &stranger_config, "client");
     // The stranger gets the record (as from any bootstrap node), then its

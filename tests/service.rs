@@ -48,8 +48,12 @@ fn readiness_and_stopping_reach_the_notify_socket() {
         ready.contains(&format!("STATUS=serving as {}", client.id)),
         "{ready:?}"
     );
-    // Ready means serving: the tunnel already listens.
-    assert!(client.log_text().contains("tunnel listening"));
+    // Ready means serving: the tunnel listened before the notification.
+    client.wait_for(&["told the service manager", "READY=1"], WAIT);
+    let log = client.log_text();
+    let listening = log.find("tunnel listening").expect("no tunnel listening");
+    let told = log.find("told the service manager").unwrap();
+    assert!(listening < told, "READY before the tunnel listened:\n{log}");
     std::net::TcpStream::connect(client.tunnel_addr()).unwrap();
 
     let code = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(1));

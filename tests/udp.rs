@@ -217,36 +217,60 @@ fn dig(server: SocketAddr) -> std::process::Output {
         .unwrap()
 }
 
-fn start_dnsmasq() -> (Dnsmasq, SocketAddr) {
-    let free = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = free.local_addr().unwrap();
-    drop(free);
-    let child = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--pid-file=",
-            &format!("--port={}", addr.port()),
-            "--address=/tunnel.test/192.0.2.53",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dnsmasq = Dnsmasq(child);
-    let deadline = Instant::now() + WAIT;
-    while String::from_utf8_lossy(&dig(addr).stdout).trim() != "192.0.2.53" {
-        assert!(
-            Instant::now() < deadline,
-            "dnsmasq did not answer on {addr}"
-        );
+/// A port free for both UDP and TCP (dnsmasq takes both).
+fn free_dns_port() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
     }
-    (dnsmasq, addr)
+}
+
+fn start_dnsmasq() -> (Dnsmasq, SocketAddr) {
+    let mut failures = Vec::new();
+    // Another test may take the port between our check and dnsmasq's
+    // bind: then dnsmasq exits, and a new port is tried.
+    for _ in 0..5 {
+        let addr = free_dns_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--pid-file=",
+                &format!("--port={}", addr.port()),
+                "--address=/tunnel.test/192.0.2.53",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut dnsmasq = Dnsmasq(child);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if String::from_utf8_lossy(&dig(addr).stdout).trim() == "192.0.2.53" {
+                return (dnsmasq, addr);
+            }
+            if let Some(status) = dnsmasq.0.try_wait().unwrap() {
+                let mut text = String::new();
+                let _ =
+                    std::io::Read::read_to_string(dnsmasq.0.stderr.as_mut().unwrap(), &mut text);
+                failures.push(format!("{addr}: {status}: {text}"));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq did not answer on {addr}"
+            );
+        }
+    }
+    panic!("dnsmasq did not start: {failures:?}");
 }
 
 #[test]

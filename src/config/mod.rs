@@ -172,6 +172,9 @@ impl Settings {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        // Editors on some systems start a UTF-8 file with a byte order
+        // mark; left in, it would be part of the first section's name.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let option = ParseOption {
             enabled_quote: false,
             enabled_escape: false,
@@ -189,7 +192,7 @@ impl Settings {
         for (section, props) in ini.iter() {
             let section_name = section.unwrap_or("");
             for (key, raw) in props.iter() {
-                let value = raw.trim();
+                let value = unquote(raw.trim());
                 let at = reader.at(section_name, key);
                 let known = match section_name {
                     "node" => settings.node_key(&reader, base, key, value)?,
@@ -227,9 +230,13 @@ impl Settings {
                         true
                     }
                     _ => {
-                        settings
-                            .warnings
-                            .push(format!("{at}: unknown section [{section_name}] is ignored"));
+                        let hint = KNOWN_SECTIONS
+                            .iter()
+                            .find(|known| near(known, section_name))
+                            .map_or(String::new(), |known| format!(" (did you mean [{known}]?)"));
+                        settings.warnings.push(format!(
+                            "{at}: unknown section [{section_name}] is ignored{hint}"
+                        ));
                         break;
                     }
                 };
@@ -268,7 +275,15 @@ impl Settings {
                 if value.is_empty() {
                     return Err(err("empty path".into()));
                 }
-                self.node.key_file = base.join(value);
+                let path = base.join(value);
+                if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+                    return Err(err(format!(
+                        "directory {} does not exist: a key file there would be a new \
+                         identity, with a new ID; create the directory or fix the path",
+                        dir.display()
+                    )));
+                }
+                self.node.key_file = path;
             }
             "listen" => self.node.listen = Some(parse_listen(value).map_err(err)?),
             // Repeated lines add to the list rather than replace it.
@@ -285,10 +300,20 @@ impl Settings {
             "proxy" => self.node.proxy = ProxySetting::parse(value).map_err(err)?,
             "psk" if value.is_empty() => self.node.psk = [0; 32],
             "psk" => {
-                let bytes = hex::decode(value).map_err(|e| err(format!("not hex: {e}")))?;
-                self.node.psk = bytes.try_into().map_err(|b: Vec<u8>| {
-                    err(format!("must be 32 bytes (64 hex), found {}", b.len()))
-                })?;
+                let wrong = || {
+                    err(format!(
+                        "must be 64 hex digits (32 bytes), the same on both sides, \
+                         e.g. from `openssl rand -hex 32`; found {} characters{}",
+                        value.len(),
+                        if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            ""
+                        } else {
+                            ", not all hex digits"
+                        }
+                    ))
+                };
+                let bytes = hex::decode(value).map_err(|_| wrong())?;
+                self.node.psk = bytes.try_into().map_err(|_| wrong())?;
             }
             _ => return Ok(false),
         }
@@ -387,6 +412,51 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A value without one pair of quotes around it: `key_file = "q.key"`
+/// means q.key, as in most INI dialects.
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value
+            .strip_prefix(quote)
+            .and_then(|v| v.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    value
+}
+
+/// Whether `found` is `known` mistyped: one letter off, or two swapped.
+fn near(known: &str, found: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (known.chars().collect(), found.chars().collect());
+    if a == b {
+        return false;
+    }
+    if a.len() == b.len() {
+        let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        return match differ.as_slice() {
+            [_] => true,
+            [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+            _ => false,
+        };
+    }
+    let (short, long) = if a.len() < b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    long.len() == short.len() + 1
+        && (0..long.len()).any(|skip| {
+            let rest: Vec<char> = long
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != skip)
+                .map(|(_, c)| *c)
+                .collect();
+            &rest == short
+        })
 }
 
 pub fn default_allow() -> Vec<AllowRule> {

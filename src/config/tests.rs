@@ -171,3 +171,59 @@ fn services_name_their_targets() {
     let err = error_of("[services]\n8080 = 127.0.0.1:8080\n");
     assert!(err.contains("not a service name"), "{err}");
 }
+
+#[test]
+fn a_byte_order_mark_does_not_swallow_the_first_section() {
+    let s = parse(&format!(
+        "\u{feff}[client]\nt = 127.0.0.1:0:127.0.0.1:22:{SERVER_ID}\n"
+    ))
+    .unwrap();
+    assert_eq!(s.client.len(), 1);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn quotes_around_a_value_are_not_part_of_it() {
+    let s = parse("[node]\nkey_file = \"q.key\"\n[tunnel]\nidle_timeout = '10s'\n").unwrap();
+    assert_eq!(s.node.key_file, Path::new("/etc/q.key"));
+    assert_eq!(s.tunnel.idle_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn a_key_file_in_a_missing_directory_is_refused_not_created() {
+    let err = error_of("[node]\nkey_file = /no-such-dir-for-toxtun/k.key\n");
+    assert!(
+        err.starts_with(
+            "/etc/toxtun.ini:2: [node] key_file: directory /no-such-dir-for-toxtun does not exist"
+        ) && err.contains("new identity, with a new ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_psk_that_is_not_64_hex_digits_says_what_it_must_be() {
+    for value in ["hunter2", "abcd"] {
+        let err = error_of(&format!("[node]\npsk = {value}\n"));
+        assert!(
+            err.contains("/etc/toxtun.ini:2: [node] psk: must be 64 hex digits (32 bytes)")
+                && err.contains("openssl rand -hex 32"),
+            "{err}"
+        );
+    }
+    assert!(error_of("[node]\npsk = hunter2\n").contains("not all hex digits"));
+}
+
+#[test]
+fn a_misspelled_section_is_named_with_the_one_meant() {
+    let s = parse(&format!(
+        "[clinet]\nt = 127.0.0.1:0:127.0.0.1:22:{SERVER_ID}\n[sever]\nallow = *\n[peer]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.warnings,
+        [
+            "/etc/toxtun.ini:2: unknown section [clinet] is ignored (did you mean [client]?)",
+            "/etc/toxtun.ini:4: unknown section [sever] is ignored (did you mean [server]?)",
+        ]
+    );
+}

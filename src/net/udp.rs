@@ -9,6 +9,21 @@ use tracing::debug;
 /// Asked for each direction; the kernel may grant less.
 const SOCKET_BUFFER: usize = 16 * 1024 * 1024;
 
+/// Why the node's UDP address could not be bound, and what to do about
+/// it: a port in use is most often another node already running.
+pub fn bind_error(addr: SocketAddr, error: &std::io::Error) -> String {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program holds it, most likely another toxtun node already running \
+             (`toxtun -c CONFIG status` asks it): stop that one, or set `listen` in [node] \
+             to another port (port 0: any free one)"
+        }
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges",
+        _ => "",
+    };
+    format!("cannot listen on UDP {addr}: {error}{hint}")
+}
+
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
