@@ -17,6 +17,7 @@ use crate::net::accept::accept_each;
 use crate::net::udp_flows::read_listener;
 use crate::node::{start_node, Mode};
 use crate::proto::tunnel::control::Transport;
+use crate::stop_signal::StopSignals;
 
 /// Without a config the key lives in the user's config directory.
 pub fn default_key_file() -> PathBuf {
@@ -117,6 +118,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Forget { friend } => forget(&settings, &friend),
+        Command::Check => {
+            print!("{}", crate::check::render(&settings));
+            Ok(())
+        }
     }
 }
 
@@ -200,10 +205,11 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
+        let mut stop = StopSignals::install()?;
         crate::sd_notify::ready(&format!("bootstrap node on {local}"));
         tokio::select! {
             result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
-            _ = crate::stop_signal::stop_asked() => Ok(()),
+            _ = stop.stop_asked() => Ok(()),
         }
     })
 }
@@ -267,6 +273,7 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
     )?;
     let served_one = node.served_one.take();
     let result = runtime.block_on(async {
+        let mut stop = StopSignals::install()?;
         let control = crate::net::control::bind(&control_path).await?;
         debug!(path = %control_path.display(), "control socket listening");
         tokio::spawn(crate::net::control::serve(control, node.commands.clone()));
@@ -284,7 +291,7 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
             }
         };
         tokio::select! {
-            _ = crate::stop_signal::stop_asked() => {}
+            _ = stop.stop_asked() => {}
             _ = served => {}
         }
         Ok::<(), String>(())
@@ -316,25 +323,25 @@ async fn listen_tunnels(
                 spec.transport.name()
             )
         };
-        let commands = commands.clone();
+        let to_loop = commands.clone();
         let local = match spec.transport {
             Transport::Udp => {
                 let socket = UdpSocket::bind(spec.listen).await.map_err(cannot)?;
                 let local = socket.local_addr().map_err(|e| e.to_string())?;
-                tokio::spawn(read_listener(index, Arc::new(socket), commands));
+                tokio::spawn(read_listener(index, Arc::new(socket), to_loop));
                 local
             }
             Transport::Tcp => {
                 let listener = TcpListener::bind(spec.listen).await.map_err(cannot)?;
                 let local = listener.local_addr().map_err(|e| e.to_string())?;
                 let accepted = move |stream, _| {
-                    let commands = commands.clone();
+                    let to_loop = to_loop.clone();
                     async move {
                         let command = crate::net::command::Command::LocalConnection {
                             tunnel: index,
                             stream,
                         };
-                        commands.send(command).await.is_ok()
+                        to_loop.send(command).await.is_ok()
                     }
                 };
                 tokio::spawn(accept_each(
@@ -346,6 +353,11 @@ async fn listen_tunnels(
             }
         };
         info!(tunnel = %spec.name, %local, transport = %spec.transport.name(), target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
+        let listening = crate::net::command::Command::Listening {
+            tunnel: index,
+            local,
+        };
+        let _ = commands.send(listening).await;
     }
     Ok(())
 }

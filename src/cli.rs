@@ -88,6 +88,9 @@ pub enum Command {
         /// The friend's ID or 64-hex public key
         friend: String,
     },
+    /// Read the config as a node would and print what it would do; exits
+    /// non-zero, naming the file and line, on any error
+    Check,
 }
 
 /// The Go toxtun (and its users) spell the flag `-config`; clap only knows

@@ -33,6 +33,7 @@
 pub mod app;
 pub(crate) mod attach;
 pub mod bootstrap;
+pub(crate) mod check;
 pub mod cli;
 pub mod config;
 pub(crate) mod connect;

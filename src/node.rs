@@ -113,6 +113,12 @@ fn build_node(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut net = FriendNet::new(identity, config, now, unix_now, rand::random());
+    net.set_names(
+        settings
+            .friend_names
+            .iter()
+            .map(|(name, peer)| (peer.key(), name.clone())),
+    );
     for (host_port, id) in &settings.node.bootstrap {
         match crate::config::resolve(&host_port.to_string()) {
             Ok(addr) => net.add_bootstrap(now, addr, *id),

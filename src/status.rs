@@ -15,6 +15,8 @@ pub struct Status {
     pub udp: String,
     pub bootstrap: Vec<BootstrapStatus>,
     pub friends: Vec<FriendStatus>,
+    /// This node's tunnel listeners (`[client]` lines and flags).
+    pub tunnels: Vec<TunnelStatus>,
     pub counters: CountersStatus,
     pub datagrams_dropped: DatagramsDroppedStatus,
 }
@@ -37,6 +39,21 @@ pub struct CountersStatus {
     pub cookies_sent: u64,
 }
 
+/// One tunnel line as it listens, and the connections it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TunnelStatus {
+    pub name: String,
+    /// "tcp" or "udp".
+    pub transport: String,
+    /// Where it listens (the port it was given, or the one it got).
+    pub local: String,
+    pub target: String,
+    /// The server's 64-hex public key.
+    pub server: String,
+    /// Connections (UDP: flows) open or opening through it.
+    pub open: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BootstrapStatus {
     pub address: String,
@@ -49,12 +66,17 @@ pub struct BootstrapStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct FriendStatus {
     pub key: String,
+    /// Its name in `[friends]`, if it has one.
+    pub name: Option<String>,
     pub online: bool,
     /// "direct" or "relayed"; None while offline.
     pub path: Option<String>,
     /// The friend's address on a direct path, the relay's on a relayed one.
     pub address: Option<String>,
+    /// Probed round trip, else the path controller's smallest.
     pub rtt_ms: Option<f64>,
+    /// Seconds since its last authenticated packet; None if it never sent one.
+    pub last_seen_s: Option<f64>,
     /// The largest UDP payload the path was found to carry.
     pub path_mtu: Option<usize>,
     pub bytes_in: u64,
@@ -85,8 +107,8 @@ fn millis(value: Option<Duration>) -> Option<f64> {
 }
 
 impl Status {
-    /// `udp` is the driver's socket address, which the core does not know.
-    pub fn new(snapshot: &Snapshot, udp: SocketAddr) -> Status {
+    /// `udp` and `tunnels` are the driver's, which the core does not know.
+    pub fn new(snapshot: &Snapshot, udp: SocketAddr, tunnels: Vec<TunnelStatus>) -> Status {
         Status {
             id: snapshot.id.to_string(),
             udp: udp.to_string(),
@@ -106,6 +128,7 @@ impl Status {
                 .iter()
                 .map(|f| FriendStatus {
                     key: f.key.to_string(),
+                    name: f.name.clone(),
                     online: f.online,
                     path: f.path.map(|p| match p {
                         PathKind::Direct(_) => "direct".to_string(),
@@ -114,7 +137,8 @@ impl Status {
                     address: f.path.map(|p| match p {
                         PathKind::Direct(addr) | PathKind::Relayed(addr) => addr.to_string(),
                     }),
-                    rtt_ms: millis(f.rtt),
+                    rtt_ms: millis(f.rtt.or(f.congestion.as_ref().and_then(|c| c.min_rtt))),
+                    last_seen_s: f.last_seen.map(|d| d.as_secs_f64()),
                     path_mtu: f.path_mtu,
                     bytes_in: f.bytes_in,
                     bytes_out: f.bytes_out,
@@ -131,6 +155,7 @@ impl Status {
                     }),
                 })
                 .collect(),
+            tunnels,
             counters: CountersStatus {
                 dh: snapshot.counters.dh,
                 hellos_answered: snapshot.counters.hellos_answered,
@@ -149,64 +174,210 @@ fn ms(value: Option<f64>) -> String {
     value.map_or("-".into(), |v| format!("{v:.1} ms"))
 }
 
+/// Bytes in the largest binary unit that keeps a number of at least 1.
+fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{count} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+fn ago(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "never".into(),
+        Some(s) if s < 1.0 => "now".into(),
+        Some(s) if s < 120.0 => format!("{s:.0} s ago"),
+        Some(s) if s < 7200.0 => format!("{:.0} min ago", s / 60.0),
+        Some(s) if s < 172_800.0 => format!("{:.0} h ago", s / 3600.0),
+        Some(s) => format!("{:.0} days ago", s / 86_400.0),
+    }
+}
+
+/// Rows under a header, each column as wide as its widest cell.
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
 impl Status {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "ID   {}", self.id);
         let _ = writeln!(out, "UDP  {}", self.udp);
-        let _ = writeln!(out, "bootstrap nodes: {}", self.bootstrap.len());
-        for b in &self.bootstrap {
-            let _ = writeln!(
-                out,
-                "  {} {} rtt {} sees us at {}",
-                b.address,
-                if b.up { "up" } else { "down" },
-                ms(b.rtt_ms),
-                b.public_address.as_deref().unwrap_or("-"),
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Friends: {}", self.friends.len());
+        let friends: Vec<Vec<String>> = self
+            .friends
+            .iter()
+            .map(|f| {
+                vec![
+                    f.key.clone(),
+                    f.name.clone().unwrap_or("-".into()),
+                    if f.online { "online" } else { "offline" }.into(),
+                    f.path.clone().unwrap_or("-".into()),
+                    f.address.clone().unwrap_or("-".into()),
+                    ms(f.rtt_ms),
+                    ago(f.last_seen_s),
+                    bytes(f.bytes_in),
+                    bytes(f.bytes_out),
+                    f.tunnels.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &[
+                "FRIEND",
+                "NAME",
+                "STATE",
+                "PATH",
+                "ADDRESS",
+                "RTT",
+                "LAST SEEN",
+                "IN",
+                "OUT",
+                "TUNNELS",
+            ],
+            &friends,
+        );
+        if !self.tunnels.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "Tunnels: {}", self.tunnels.len());
+            let tunnels: Vec<Vec<String>> = self
+                .tunnels
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.transport.clone(),
+                        t.local.clone(),
+                        t.target.clone(),
+                        t.server[..16].to_string(),
+                        t.open.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &["TUNNEL", "PROTO", "LOCAL", "TARGET", "SERVER", "OPEN"],
+                &tunnels,
             );
         }
+        let congested: Vec<Vec<String>> = self
+            .friends
+            .iter()
+            .filter_map(|f| {
+                let c = f.congestion.as_ref()?;
+                let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} Mbit/s"));
+                Some(vec![
+                    f.key[..16].to_string(),
+                    c.phase.clone(),
+                    rate(c.bandwidth_mbit),
+                    rate(c.pacing_mbit),
+                    ms(c.min_rtt_ms),
+                    bytes(c.window_bytes),
+                    bytes(c.in_flight_bytes),
+                    bytes(c.queued_bytes as u64),
+                    c.resent_segments.to_string(),
+                ])
+            })
+            .collect();
+        if !congested.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "Paths:");
+            table(
+                &mut out,
+                &[
+                    "FRIEND",
+                    "PHASE",
+                    "BANDWIDTH",
+                    "PACING",
+                    "MIN RTT",
+                    "WINDOW",
+                    "IN FLIGHT",
+                    "QUEUED",
+                    "RESENT",
+                ],
+                &congested,
+            );
+        }
+        if !self.bootstrap.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "Bootstrap nodes: {}", self.bootstrap.len());
+            let nodes: Vec<Vec<String>> = self
+                .bootstrap
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.address.clone(),
+                        if b.up { "up" } else { "down" }.into(),
+                        ms(b.rtt_ms),
+                        b.public_address.clone().unwrap_or("-".into()),
+                    ]
+                })
+                .collect();
+            table(&mut out, &["ADDRESS", "STATE", "RTT", "SEES US AT"], &nodes);
+        }
         let c = &self.counters;
+        let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "handshakes (DH) {} hellos answered {} limited: hellos {} handshakes {} cookies sent {}",
+            "Handshakes (DH) {}, hellos answered {}; limited: hellos {}, handshakes {}; cookies sent {}",
             c.dh, c.hellos_answered, c.hellos_limited, c.initiations_limited, c.cookies_sent
         );
         let _ = writeln!(
             out,
-            "datagrams dropped as too large: {}",
+            "Datagrams dropped as too large: {}",
             self.datagrams_dropped.too_large
         );
-        let _ = writeln!(out, "friends: {}", self.friends.len());
-        for f in &self.friends {
-            let _ = writeln!(
-                out,
-                "  {} {} {} {} rtt {} mtu {} in {} B out {} B tunnels {}",
-                &f.key[..16],
-                if f.online { "online" } else { "offline" },
-                f.path.as_deref().unwrap_or("-"),
-                f.address.as_deref().unwrap_or("-"),
-                ms(f.rtt_ms),
-                f.path_mtu.map_or("-".to_string(), |m| m.to_string()),
-                f.bytes_in,
-                f.bytes_out,
-                f.tunnels,
-            );
-            if let Some(c) = &f.congestion {
-                let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} Mbit/s"));
-                let _ = writeln!(
-                    out,
-                    "    path {}: bandwidth {} pacing {} min rtt {} window {} B in flight {} B queued {} B resent {}",
-                    c.phase,
-                    rate(c.bandwidth_mbit),
-                    rate(c.pacing_mbit),
-                    ms(c.min_rtt_ms),
-                    c.window_bytes,
-                    c.in_flight_bytes,
-                    c.queued_bytes,
-                    c.resent_segments,
-                );
-            }
-        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_for_people() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(ago(None), "never");
+        assert_eq!(ago(Some(0.2)), "now");
+        assert_eq!(ago(Some(42.0)), "42 s ago");
+        assert_eq!(ago(Some(600.0)), "10 min ago");
+        assert_eq!(ago(Some(3.0 * 86_400.0)), "3 days ago");
+    }
+
+    #[test]
+    fn columns_line_up_under_their_headers() {
+        let mut out = String::new();
+        let rows = vec![vec!["a".to_string(), "long cell".to_string()]];
+        table(&mut out, &["ONE", "TWO"], &rows);
+        assert_eq!(out, "ONE  TWO\na    long cell\n");
     }
 }

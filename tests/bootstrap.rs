@@ -64,7 +64,12 @@ fn friends_found_by_id_alone_tunnel_and_go_direct() {
         .output()
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains("online direct"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&server.id[..64]))
+        .unwrap_or_else(|| panic!("no row for the server in:\n{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["-", "online", "direct"], "{text}");
 }
 
 const CANARY: &[u8] = b"toxtun-canary-plaintext-0123456789abcdef";

@@ -44,7 +44,10 @@ fn a_server_with_client_lines_serves_and_uses_a_friend_at_once() {
     )
     .unwrap();
     let a = Node::start("a", &a_config, "server");
-    a.wait_for(&["friend online"], WAIT);
+    // B learns A's address from A's handshake, once it confirms it.
+    for node in [&a, &b] {
+        node.wait_for(&["friend online"], WAIT);
+    }
 
     let mut a_uses_b = TcpStream::connect(a.named_tunnel_addr("to_b")).unwrap();
     let mut b_uses_a = TcpStream::connect(b.named_tunnel_addr("to_a")).unwrap();

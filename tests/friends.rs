@@ -121,3 +121,38 @@ fn stranger_gets_nothing_but_the_public_record() {
     assert_eq!(stranger.count(&["friend online"]), 0);
     assert_eq!(server.count(&["friend online"]), 0);
 }
+
+#[test]
+fn a_named_friend_is_a_friend_and_shows_by_name_in_log_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_config = write_config(dir.path(), "client", FAST);
+    let client_id = id_of(&client_config);
+    let server_config = write_config(
+        dir.path(),
+        "server",
+        &format!("{FAST}[friends]\nlaptop = {client_id}\n"),
+    );
+    let server = Node::start("server", &server_config, "server");
+    std::fs::write(
+        &client_config,
+        format!(
+            "[node]\nkey_file = client.key\n{NO_LAN}{FAST}[peers]\n{id} = {}\n\
+             [client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
+            server.udp_addr(),
+            id = server.id
+        ),
+    )
+    .unwrap();
+    let _client = Node::start("client", &client_config, "client");
+    server.wait_for(
+        &["friend online", &format!("{} (laptop)", &client_id[..64])],
+        WAIT,
+    );
+    let status = common::status_json(None, &server_config);
+    assert_eq!(status["friends"][0]["name"], "laptop", "{status}");
+    // Naming a friend lists it: no one else is accepted by ID alone.
+    assert!(
+        !server.log_text().contains("accepted friend request"),
+        "the named friend came in as a stranger's request"
+    );
+}

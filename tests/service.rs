@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use common::{write_config, Node, WAIT};
+use common::{loopback_pair, Node, WAIT};
 
 const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
 
@@ -23,17 +23,8 @@ fn readiness_and_stopping_reach_the_notify_socket() {
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket.set_read_timeout(Some(WAIT)).unwrap();
-    let server_config = write_config(dir.path(), "server", FAST);
-    let server = Node::start("server", &server_config, "server");
-    let client_config = write_config(
-        dir.path(),
-        "client",
-        &format!(
-            "{FAST}[peers]\n{id} = {}\n[client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
-            server.udp_addr(),
-            id = server.id
-        ),
-    );
+    let (_server, client_config) =
+        loopback_pair(dir.path(), FAST, "t = 127.0.0.1:0:127.0.0.1:9:{id}\n");
     let notify = path.display().to_string();
     let mut client = Node::start_with(
         None,

@@ -26,6 +26,7 @@ use crate::proto::tunnel::kcp_settings::KcpSettings;
 use crate::proto::tunnel::limits::{
     DEFAULT_BUFFER_PER_FRIEND, DEFAULT_TUNNELS_PER_FRIEND, MIN_BUFFER_PER_FRIEND,
 };
+use crate::proto::tunnel::services::check_service_name;
 use crate::tunnel_spec::{parse_socks_line, parse_tunnel_line, socks_body, SocksSpec, TunnelSpec};
 
 pub const DEFAULT_PORT: u16 = 33445;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub client: Vec<TunnelSpec>,
     /// `socks5:` lines in `[client]`, and `-D`.
     pub socks: Vec<SocksSpec>,
+    /// `[friends] NAME = ID`: named friends (also in `server.friends`).
+    pub friend_names: Vec<(String, PeerRef)>,
     /// `[services]`: name to HOST:PORT, as OPEN carries a target.
     pub services: BTreeMap<String, String>,
     pub kcp: KcpSettings,
@@ -147,6 +150,7 @@ impl Settings {
             },
             client: Vec::new(),
             socks: Vec::new(),
+            friend_names: Vec::new(),
             services: BTreeMap::new(),
             kcp: KcpSettings::default(),
             tunnel: TunnelSettings {
@@ -213,6 +217,19 @@ impl Settings {
                         }
                         true
                     }
+                    "friends" => {
+                        let at = |e| reader.error(section_name, key, e);
+                        check_service_name(key).map_err(|_| {
+                            at(format!(
+                                "'{key}' cannot be a friend's name: a letter, then letters, digits, '-', '_' or '.'"
+                            ))
+                        })?;
+                        let peer: PeerRef =
+                            value.parse().map_err(|e| at(format!("'{value}': {e}")))?;
+                        settings.server.friends.push(peer);
+                        settings.friend_names.push((key.to_string(), peer));
+                        true
+                    }
                     "services" => {
                         let target = parse_service(key, value)
                             .map_err(|e| reader.error(section_name, key, e))?;
@@ -276,7 +293,11 @@ impl Settings {
                     return Err(err("empty path".into()));
                 }
                 let path = base.join(value);
-                if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+                // A config named without a directory has "" as its own.
+                let missing = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty() && !d.is_dir());
+                if let Some(dir) = missing {
                     return Err(err(format!(
                         "directory {} does not exist: a key file there would be a new \
                          identity, with a new ID; create the directory or fix the path",
@@ -323,14 +344,16 @@ impl Settings {
     fn server_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
         let err = |e: String| r.error("server", key, e);
         match key {
+            // Added to what [friends] gave, whichever section came first.
             "friends" => {
-                self.server.friends = split_list(value)
+                let listed: Vec<PeerRef> = split_list(value)
                     .map(|item| {
                         item.parse::<PeerRef>()
                             .map_err(|e| format!("'{item}': {e}"))
                     })
                     .collect::<Result<_, _>>()
-                    .map_err(err)?
+                    .map_err(err)?;
+                self.server.friends.extend(listed);
             }
             "allow" => {
                 self.server.allow = split_list(value)
@@ -477,9 +500,10 @@ pub fn default_allow() -> Vec<AllowRule> {
 }
 
 /// Sections whose keys are checked for repeats; others only warn.
-const KNOWN_SECTIONS: [&str; 8] = [
+const KNOWN_SECTIONS: [&str; 9] = [
     "node",
     "peers",
+    "friends",
     "server",
     "client",
     "services",

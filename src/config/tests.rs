@@ -190,6 +190,12 @@ fn quotes_around_a_value_are_not_part_of_it() {
 }
 
 #[test]
+fn a_config_named_without_a_directory_keeps_its_key_beside_it() {
+    let s = Settings::parse(Path::new("toxtun.ini"), "[node]\nkey_file = k.key\n").unwrap();
+    assert_eq!(s.node.key_file, Path::new("k.key"));
+}
+
+#[test]
 fn a_key_file_in_a_missing_directory_is_refused_not_created() {
     let err = error_of("[node]\nkey_file = /no-such-dir-for-toxtun/k.key\n");
     assert!(

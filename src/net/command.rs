@@ -26,6 +26,11 @@ pub enum Command {
         target: String,
         stream: LocalStream,
     },
+    /// Client: tunnel number `tunnel` listens on `local`.
+    Listening {
+        tunnel: usize,
+        local: SocketAddr,
+    },
     /// Client: a datagram arrived on a `udp:` tunnel's listener.
     LocalDatagram(LocalDatagram),
     /// Server: the outcome of connecting to a friend's target.

@@ -14,6 +14,8 @@ use super::tcp::{ConnTasks, WriterMsg};
 pub struct Conn {
     /// Client side: the local stream, until the server accepts.
     pending: Option<LocalStream>,
+    /// The tunnel line whose listener accepted it, if one did.
+    pub tunnel: Option<usize>,
     tasks: Option<ConnTasks>,
     /// Messages the writer queue had no room for, in order.
     overflow: VecDeque<WriterMsg>,
@@ -45,6 +47,7 @@ impl Conn {
     pub fn new(pending: Option<LocalStream>) -> Self {
         Conn {
             pending,
+            tunnel: None,
             tasks: None,
             overflow: VecDeque::new(),
             closing: false,

@@ -54,6 +54,11 @@ impl UdpFlows {
         self.flows.is_empty()
     }
 
+    /// Flows open or opening through listener `tunnel`.
+    pub fn count_for(&self, tunnel: usize) -> usize {
+        self.by_source.keys().filter(|(t, _)| *t == tunnel).count()
+    }
+
     /// A client listener's datagram: into its source's flow, or the first
     /// of a new flow to `open`'s server and target (numbered from the
     /// driver's connection counter).

@@ -59,10 +59,14 @@ pub enum PathKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FriendSnapshot {
     pub key: PublicKey,
+    /// Its name in `[friends]`, if it has one.
+    pub name: Option<String>,
     pub online: bool,
     /// None while offline.
     pub path: Option<PathKind>,
     pub rtt: Option<Duration>,
+    /// Since the last authenticated packet from it; None if it never sent one.
+    pub last_seen: Option<Duration>,
     /// The largest UDP payload the path was found to carry.
     pub path_mtu: Option<usize>,
     pub bytes_in: u64,

@@ -378,3 +378,22 @@ pub fn start_world_server(world: &netns::World, dir: &Path, body: &str) -> Node 
     server.wait_for(&["bootstrap node sees us at"], WAIT);
     server
 }
+
+/// A server on loopback with config `base`, and a client config that
+/// knows where it is, with `base` and the `[client]` lines `lines`, in
+/// which each `{id}` is the server's ID.
+pub fn loopback_pair(dir: &Path, base: &str, lines: &str) -> (Node, PathBuf) {
+    let server_config = write_config(dir, "server", base);
+    let server = Node::start("server", &server_config, "server");
+    let client_config = write_config(
+        dir,
+        "client",
+        &format!(
+            "{base}[peers]\n{} = {}\n[client]\n{}",
+            server.id,
+            server.udp_addr(),
+            lines.replace("{id}", &server.id)
+        ),
+    );
+    (server, client_config)
+}

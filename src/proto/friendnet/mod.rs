@@ -23,6 +23,7 @@ mod friend;
 mod friend_table;
 mod handshakes;
 mod lan_discovery;
+mod names;
 mod path;
 pub mod path_mtu;
 mod timers;
@@ -170,6 +171,7 @@ pub struct FriendNet {
     cookies: Cookies,
     cookie_limit: SourceLimit,
     counters: Counters,
+    names: names::Names,
     logs: RefusalLogs,
 }
 
@@ -216,6 +218,7 @@ impl FriendNet {
             cookies,
             cookie_limit: SourceLimit::new(COOKIE_RATES, now),
             counters: Counters::default(),
+            names: names::Names::default(),
             logs: RefusalLogs::default(),
         }
     }
@@ -383,7 +386,7 @@ impl FriendNet {
         };
         if !friend.liveness.online && friend.sessions.current.is_some() {
             friend.liveness.online = true;
-            info!(friend = %key, path = %route, "friend online");
+            info!(friend = %self.label(&key), path = %route, "friend online");
             let addr = route.socket_addr();
             self.events
                 .push_back(NetEvent::Online { friend: key, addr });
@@ -413,7 +416,7 @@ impl FriendNet {
         }
         if live.online {
             live.online = false;
-            info!(friend = %key, %reason, "friend offline");
+            info!(friend = %self.label(key), %reason, "friend offline");
             self.events.push_back(NetEvent::Offline {
                 friend: *key,
                 reason,
@@ -482,6 +485,7 @@ impl FriendNet {
             .iter()
             .map(|(key, f)| FriendSnapshot {
                 key: *key,
+                name: self.name_of(key).map(str::to_string),
                 online: f.liveness.online,
                 path: f
                     .liveness
@@ -490,6 +494,8 @@ impl FriendNet {
                     .flatten()
                     .map(|route| route.kind()),
                 rtt: f.stats.rtt,
+                last_seen: (f.stats.bytes_in > 0)
+                    .then(|| now.saturating_duration_since(f.liveness.last_recv)),
                 path_mtu: f.liveness.online.then(|| f.mtu.udp_payload()).flatten(),
                 bytes_in: f.stats.bytes_in,
                 bytes_out: f.stats.bytes_out,

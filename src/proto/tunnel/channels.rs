@@ -64,7 +64,7 @@ impl Core {
         self.conns.remove(&conn);
         self.forget_oldest_lingering(key.0);
         self.tunnels.release(&key.0);
-        info!(conn, friend = %key.0.short(), conv = key.1, "tunnel closed: both sides finished");
+        info!(conn, friend = %self.net.short_label(&key.0), conv = key.1, "tunnel closed: both sides finished");
         self.events.push_back(Event::Closed {
             conn,
             reason: CloseReason::Finished,

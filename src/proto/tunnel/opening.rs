@@ -221,7 +221,7 @@ impl Core {
             _ => return,
         };
         self.add_tunnel(now, friend, conv, conn, transport);
-        info!(conn, friend = %friend.short(), %target, conv, transport = %transport.name(), "tunnel open");
+        info!(conn, friend = %self.net.short_label(&friend), %target, conv, transport = %transport.name(), "tunnel open");
         self.events.push_back(Event::Opened { conn });
     }
 
@@ -237,14 +237,14 @@ impl Core {
     ) -> bool {
         let ms = self.ms(now);
         let Some(link) = self.links.get_mut(&friend) else {
-            info!(conn, friend = %friend.short(), "tunnel closed: friend went offline while connecting");
+            info!(conn, friend = %self.net.short_label(&friend), "tunnel closed: friend went offline while connecting");
             self.tunnels.release(&friend);
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
         self.add_tunnel(now, friend, conv, conn, transport);
         self.send_control(now, friend, &Control::Accept { request, conv });
-        info!(conn, friend = %friend.short(), conv, transport = %transport.name(), "tunnel open");
+        info!(conn, friend = %self.net.short_label(&friend), conv, transport = %transport.name(), "tunnel open");
         true
     }
 

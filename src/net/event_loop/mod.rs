@@ -2,7 +2,7 @@
 //! state (sessions, every KCP instance, timers), and everything else talks
 //! to it through channels. No locks around protocol state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
+
+mod queries;
 
 use super::command::{Command, TargetSocket};
 use super::conn::{Conn, Delivered, Drained};
@@ -25,7 +27,7 @@ use super::tcp::{ConnTasks, WriterMsg};
 use super::udp_batch::{self, RecvBatch};
 use super::udp_flows::UdpFlows;
 use crate::friends_file;
-use crate::id::{PeerRef, PublicKey};
+use crate::id::PeerRef;
 use crate::proto::tunnel::control::Transport;
 use crate::proto::{ConnId, Core, Dest, Event};
 use crate::tunnel_spec::TunnelSpec;
@@ -118,6 +120,7 @@ where
                     ctx,
                     conns: HashMap::new(),
                     flows: UdpFlows::default(),
+                    listening: BTreeMap::new(),
                     next_conn: 1,
                     links: Links::new(None),
                     sender: udp_batch::Sender::default(),
@@ -145,6 +148,8 @@ struct EventLoop {
     conns: HashMap<ConnId, Conn>,
     /// UDP tunnels; their ids come from the same counter as `conns`.
     flows: UdpFlows,
+    /// Where each tunnel line listens, once it does.
+    listening: BTreeMap<usize, SocketAddr>,
     next_conn: ConnId,
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
@@ -360,9 +365,15 @@ impl EventLoop {
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 let conn = self.new_conn(Some(LocalStream::tcp(stream)));
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.tunnel = Some(tunnel);
+                }
                 // The core logs the opening, or the refusal at a rate.
                 debug!(conn, tunnel = %name, %peer, %target, "local connection");
                 self.core.open(now, conn, server, target, Transport::Tcp);
+            }
+            Command::Listening { tunnel, local } => {
+                self.listening.insert(tunnel, local);
             }
             Command::LocalDatagram(datagram) => {
                 let spec = &self.ctx.tunnels[datagram.tunnel];
@@ -440,7 +451,9 @@ impl EventLoop {
                     .socket
                     .local_addr()
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-                let _ = reply.send(crate::status::Status::new(&self.core.snapshot(now), udp));
+                let tunnels = self.tunnel_statuses();
+                let snapshot = self.core.snapshot(now);
+                let _ = reply.send(crate::status::Status::new(&snapshot, udp, tunnels));
             }
             Command::Forget { friend, reply } => {
                 let _ = reply.send(self.forget(now, friend));
@@ -508,28 +521,6 @@ impl EventLoop {
                 Event::StreamLinkWanted { addr } => self.connect_stream_link(addr),
                 Event::FriendOffline(_) => memory::give_back(),
             }
-        }
-    }
-
-    /// `toxtun forget`: out of the running node and out of the friends file.
-    fn forget(&mut self, now: Instant, friend: PublicKey) -> Result<String, String> {
-        let in_node = self.core.forget(now, &friend);
-        let file = &self.ctx.friends_file;
-        let in_file = friends_file::remove(file, &friend)?;
-        let file = file.display();
-        match (in_node, in_file) {
-            (true, true) => Ok(format!(
-                "forgot {friend}: removed from the running node and from {file}"
-            )),
-            (true, false) => Ok(format!(
-                "forgot {friend} in the running node (it was not in {file})"
-            )),
-            (false, true) => Ok(format!(
-                "removed {friend} from {file} (the running node did not hold it)"
-            )),
-            (false, false) => Err(format!(
-                "{friend} is not a friend of the running node, nor in {file}"
-            )),
         }
     }
 

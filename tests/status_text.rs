@@ -1,0 +1,120 @@
+//! `toxtun status` for people: tables with headers, units, the tunnel
+//! lines with the ports they listen on, and when each friend was last
+//! seen; and `toxtun check`, which reads a config as a node would and
+//! says what it would do, or which line is wrong.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+
+use common::traffic::echo_server;
+use common::{binary, loopback_pair, write_config, Node, WAIT};
+
+const FAST: &str = "listen = 127.0.0.1:0\nkeepalive = 300ms\nfriend_timeout = 2s\n";
+
+fn toxtun(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// The cells of the row under `header` (found by its first cell) whose
+/// first cell starts with `first`.
+fn row<'a>(text: &'a str, header: &str, first: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(header));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no {header} header in:\n{text}"));
+    let line = lines
+        .take_while(|l| !l.is_empty())
+        .find(|l| l.starts_with(first))
+        .unwrap_or_else(|| panic!("no {first} row under {header} in:\n{text}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+#[test]
+fn status_shows_tables_with_ports_and_last_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = echo_server();
+    let lines = format!("web = 127.0.0.1:0:{echo}:{{id}}\nssh = 127.0.0.1:0:{echo}:{{id}}\n");
+    let (server, client_config) = loopback_pair(dir.path(), FAST, &lines);
+    let client = Node::start("client", &client_config, "client");
+    let web = client.named_tunnel_addr("web");
+    let ssh = client.named_tunnel_addr("ssh");
+    let mut stream = TcpStream::connect(web).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"ping").unwrap();
+    stream.read_exact(&mut [0u8; 4]).unwrap();
+
+    let out = toxtun(&["-c", client_config.to_str().unwrap(), "status"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().find(|l| l.starts_with("FRIEND  ")).unwrap();
+    for column in [
+        "NAME",
+        "STATE",
+        "PATH",
+        "RTT",
+        "LAST SEEN",
+        "IN",
+        "OUT",
+        "TUNNELS",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let friend = row(&text, "FRIEND  ", &server.id[..64]);
+    assert_eq!(friend[1..3], ["-", "online"], "{text}");
+    assert!(
+        friend[6] == "now" || friend[6].ends_with(" s ago"),
+        "last seen {:?} in:\n{text}",
+        friend[6]
+    );
+    assert!(friend[7].ends_with('B'), "bytes in {:?}", friend[7]);
+    let web_row = row(&text, "TUNNEL  ", "web");
+    assert_eq!(web_row[1..4], ["tcp", &web.to_string(), &echo.to_string()]);
+    assert_eq!(web_row[5], "1", "the open connection:\n{text}");
+    let ssh_row = row(&text, "TUNNEL  ", "ssh");
+    assert_eq!(ssh_row[2], ssh.to_string());
+    assert_eq!(ssh_row[5], "0");
+}
+
+#[test]
+fn check_says_what_a_config_would_do_or_which_line_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = common::id_of(&write_config(dir.path(), "server", FAST));
+    let good = write_config(
+        dir.path(),
+        "good",
+        &format!("[client]\nweb = 127.0.0.1:8080:127.0.0.1:80:{id}\n"),
+    );
+    let out = toxtun(&["-c", good.to_str().unwrap(), "check"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("{}: ok", good.display())), "{text}");
+    assert!(
+        text.contains(&format!("web: tcp 127.0.0.1:8080 to 127.0.0.1:80 at {id}")),
+        "{text}"
+    );
+    assert!(text.contains("(created on first run)"), "{text}");
+
+    let bad_id = format!("{}0", &id[..75]);
+    let bad = write_config(
+        dir.path(),
+        "bad",
+        &format!("[client]\nweb = 127.0.0.1:8080:127.0.0.1:80:{bad_id}\n"),
+    );
+    let out = toxtun(&["-c", bad.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4: [client] web: bad server ID", bad.display())),
+        "{err}"
+    );
+}
