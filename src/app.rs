@@ -5,19 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::cli::{Cli, Command};
 use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
 use crate::friends_file;
 use crate::id::PeerRef;
-use crate::net::accept::accept_each;
-use crate::net::udp_flows::read_listener;
+use crate::listeners::listen_all;
 use crate::node::{start_node, Mode};
 use crate::proto::tunnel::control::Transport;
-use crate::stop_signal::StopSignals;
+use crate::reload::Running;
+use crate::signals::{Asked, Signals};
 
 /// Without a config the key lives in the user's config directory.
 pub fn default_key_file() -> PathBuf {
@@ -103,10 +101,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Connect { id, target } => crate::connect::run(settings, &id, &target),
-        Command::Server => serve(settings, Mode::Server, cli.once),
+        Command::Server => serve(settings, Mode::Server, cli.once, &|| load_settings(&cli)),
         Command::Client { .. } => {
             check_has_tunnels(&settings)?;
-            serve(settings, Mode::Client, cli.once)
+            serve(settings, Mode::Client, cli.once, &|| load_settings(&cli))
         }
         Command::Bootstrap => run_bootstrap(settings),
         Command::Status { json } => {
@@ -205,11 +203,11 @@ fn run_bootstrap(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
-        let mut stop = StopSignals::install()?;
+        let mut signals = Signals::install()?;
         crate::sd_notify::ready(&format!("bootstrap node on {local}"));
         tokio::select! {
             result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
-            _ = stop.stop_asked() => Ok(()),
+            _ = signals.stop_asked("a bootstrap node reads its config only at start; restart it") => Ok(()),
         }
     })
 }
@@ -241,7 +239,14 @@ fn bind_udp_and_tcp(
     Err(last)
 }
 
-fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
+/// Runs a node until it is asked to stop; `load` reads the config again
+/// (SIGHUP), as at start.
+fn serve(
+    settings: Settings,
+    mode: Mode,
+    once: bool,
+    load: &dyn Fn() -> Result<Settings, String>,
+) -> Result<(), String> {
     let control_path = crate::net::control::socket_path(&settings.node.key_file);
     // A client on a key whose node runs hands its connections to that node
     // instead of starting a second one on the same identity.
@@ -272,16 +277,22 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
         once,
     )?;
     let served_one = node.served_one.take();
+    let commands = node.commands.clone();
     let result = runtime.block_on(async {
-        let mut stop = StopSignals::install()?;
+        let mut signals = Signals::install()?;
         let control = crate::net::control::bind(&control_path).await?;
         debug!(path = %control_path.display(), "control socket listening");
-        tokio::spawn(crate::net::control::serve(control, node.commands.clone()));
+        tokio::spawn(crate::net::control::serve(control, commands.clone()));
         // `server` with [client] lines in its config plays both roles.
-        listen_tunnels(&settings, node.commands.clone()).await?;
-        crate::socks_listen::listen(&settings.socks, node.commands.clone()).await?;
+        let listeners = listen_all(&settings.client, 0, &commands).await?;
+        crate::socks_listen::listen(&settings.socks, commands.clone()).await?;
         crate::sd_notify::ready(&format!("serving as {identity_id}"));
-        let served = async {
+        let mut running = Running {
+            settings,
+            listeners,
+            serving: mode == Mode::Server,
+        };
+        let mut served = std::pin::pin!(async {
             match served_one {
                 Some(served) => {
                     let _ = served.await;
@@ -289,10 +300,15 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
                 }
                 None => std::future::pending().await,
             }
-        };
-        tokio::select! {
-            _ = stop.stop_asked() => {}
-            _ = served => {}
+        });
+        loop {
+            tokio::select! {
+                asked = signals.next() => match asked {
+                    Asked::Stop => break,
+                    Asked::Reload => running.reload(load, &commands).await,
+                },
+                _ = &mut served => break,
+            }
         }
         Ok::<(), String>(())
     });
@@ -306,58 +322,4 @@ fn serve(settings: Settings, mode: Mode, once: bool) -> Result<(), String> {
         .blocking_send(crate::net::command::Command::Shutdown);
     node.join();
     result
-}
-
-/// Binds every `[client]` line's listener, then hands each accepted
-/// connection (or, for `udp:`, each datagram) to the event loop.
-async fn listen_tunnels(
-    settings: &Settings,
-    commands: mpsc::Sender<crate::net::command::Command>,
-) -> Result<(), String> {
-    for (index, spec) in settings.client.iter().enumerate() {
-        let cannot = |e: std::io::Error| {
-            format!(
-                "tunnel '{}': cannot listen on {} ({}): {e}",
-                spec.name,
-                spec.listen,
-                spec.transport.name()
-            )
-        };
-        let to_loop = commands.clone();
-        let local = match spec.transport {
-            Transport::Udp => {
-                let socket = UdpSocket::bind(spec.listen).await.map_err(cannot)?;
-                let local = socket.local_addr().map_err(|e| e.to_string())?;
-                tokio::spawn(read_listener(index, Arc::new(socket), to_loop));
-                local
-            }
-            Transport::Tcp => {
-                let listener = TcpListener::bind(spec.listen).await.map_err(cannot)?;
-                let local = listener.local_addr().map_err(|e| e.to_string())?;
-                let accepted = move |stream, _| {
-                    let to_loop = to_loop.clone();
-                    async move {
-                        let command = crate::net::command::Command::LocalConnection {
-                            tunnel: index,
-                            stream,
-                        };
-                        to_loop.send(command).await.is_ok()
-                    }
-                };
-                tokio::spawn(accept_each(
-                    listener,
-                    format!("tunnel {}", spec.name),
-                    accepted,
-                ));
-                local
-            }
-        };
-        info!(tunnel = %spec.name, %local, transport = %spec.transport.name(), target = %spec.target(), server = %spec.server.key.short(), "tunnel listening");
-        let listening = crate::net::command::Command::Listening {
-            tunnel: index,
-            local,
-        };
-        let _ = commands.send(listening).await;
-    }
-    Ok(())
 }

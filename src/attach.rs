@@ -47,7 +47,7 @@ pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
-        let mut stop = crate::stop_signal::StopSignals::install()?;
+        let mut signals = crate::signals::Signals::install()?;
         let (served, mut served_one) = tokio::sync::mpsc::channel::<()>(1);
         for spec in settings.client {
             let listener = TcpListener::bind(spec.listen).await.map_err(|e| {
@@ -97,7 +97,7 @@ pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
             }
         };
         tokio::select! {
-            _ = stop.stop_asked() => {}
+            _ = signals.stop_asked("a client handing its connections to the node on its key reads its config only at start; restart it") => {}
             _ = first_served => {}
         }
         Ok(())

@@ -10,7 +10,9 @@ use super::local_stream::LocalStream;
 
 use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::Refusal;
+use crate::proto::tunnel::reload::Reloaded;
 use crate::proto::ConnId;
+use crate::tunnel_spec::TunnelSpec;
 
 pub enum Command {
     Shutdown,
@@ -25,6 +27,17 @@ pub enum Command {
         server: ToxId,
         target: String,
         stream: LocalStream,
+    },
+    /// The config was read again (SIGHUP).
+    Reload(Box<Reloaded>),
+    /// A reload added a tunnel line: the reply is its number.
+    AddTunnel {
+        spec: TunnelSpec,
+        reply: tokio::sync::oneshot::Sender<usize>,
+    },
+    /// A reload removed tunnel line `index` (its listener has stopped).
+    RemoveTunnel {
+        index: usize,
     },
     /// Client: tunnel number `tunnel` listens on `local`.
     Listening {

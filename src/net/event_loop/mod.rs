@@ -2,7 +2,7 @@
 //! state (sessions, every KCP instance, timers), and everything else talks
 //! to it through channels. No locks around protocol state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -121,6 +121,7 @@ where
                     conns: HashMap::new(),
                     flows: UdpFlows::default(),
                     listening: BTreeMap::new(),
+                    removed_tunnels: BTreeSet::new(),
                     next_conn: 1,
                     links: Links::new(None),
                     sender: udp_batch::Sender::default(),
@@ -150,6 +151,9 @@ struct EventLoop {
     flows: UdpFlows,
     /// Where each tunnel line listens, once it does.
     listening: BTreeMap<usize, SocketAddr>,
+    /// Tunnel lines a reload took out: their numbers stay taken, so that
+    /// connections they made keep theirs.
+    removed_tunnels: BTreeSet<usize>,
     next_conn: ConnId,
     /// TCP links to bootstrap nodes that do not answer over UDP.
     links: Links,
@@ -374,6 +378,15 @@ impl EventLoop {
             }
             Command::Listening { tunnel, local } => {
                 self.listening.insert(tunnel, local);
+            }
+            Command::Reload(update) => self.core.reload(now, *update),
+            Command::AddTunnel { spec, reply } => {
+                self.ctx.tunnels.push(spec);
+                let _ = reply.send(self.ctx.tunnels.len() - 1);
+            }
+            Command::RemoveTunnel { index } => {
+                self.listening.remove(&index);
+                self.removed_tunnels.insert(index);
             }
             Command::LocalDatagram(datagram) => {
                 let spec = &self.ctx.tunnels[datagram.tunnel];

@@ -15,6 +15,7 @@ impl EventLoop {
             .tunnels
             .iter()
             .enumerate()
+            .filter(|(index, _)| !self.removed_tunnels.contains(index))
             .map(|(index, spec)| {
                 let streams = self
                     .conns

@@ -255,6 +255,12 @@ impl FriendNet {
         }
     }
 
+    /// Whether anyone who proves our nospam becomes a friend (a config
+    /// that lists no friend), as reloaded.
+    pub fn set_accept_requests(&mut self, accept: bool) {
+        self.config.accept_requests = accept;
+    }
+
     pub fn is_online(&self, friend: &PublicKey) -> bool {
         self.friends.get(friend).is_some_and(|f| f.liveness.online)
     }

@@ -26,6 +26,7 @@ pub mod link;
 mod opening;
 pub mod outbox;
 mod pipes;
+pub mod reload;
 mod segments;
 pub mod services;
 
