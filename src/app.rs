@@ -17,18 +17,30 @@ use crate::proto::tunnel::control::Transport;
 use crate::reload::Running;
 use crate::signals::{Asked, Signals};
 
-/// Without a config the key lives in the user's config directory.
-pub fn default_key_file() -> PathBuf {
+/// `$XDG_CONFIG_HOME/toxtun`, or `~/.config/toxtun`.
+fn config_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
         .unwrap_or_else(|| PathBuf::from("."));
-    base.join("toxtun").join(DEFAULT_KEY_FILE)
+    base.join("toxtun")
+}
+
+/// Without a config the key lives in the user's config directory.
+pub fn default_key_file() -> PathBuf {
+    config_dir().join(DEFAULT_KEY_FILE)
+}
+
+/// The config read when `-c` names none, if it exists.
+pub fn default_config_file() -> PathBuf {
+    config_dir().join("toxtun.ini")
 }
 
 pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
+    let default = default_config_file();
     let mut settings = match &cli.config {
         Some(path) => Settings::load(path).map_err(|e| e.to_string())?,
+        None if default.exists() => Settings::load(&default).map_err(|e| e.to_string())?,
         None => Settings::defaults(default_key_file()),
     };
     for warning in &settings.warnings {

@@ -8,7 +8,7 @@ use clap::{ArgAction, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "toxtun",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TOXTUN_COMMIT"), ")"),
     about = "TCP and UDP tunnels between friends' hosts, end-to-end encrypted"
 )]
 pub struct Cli {

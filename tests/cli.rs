@@ -137,3 +137,48 @@ fn unreadable_config_is_named() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("missing.ini"), "{}", stderr(&out));
 }
+
+#[test]
+fn without_a_config_flag_the_default_config_is_read_when_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = toxtun(&["check"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("no config file (built-in defaults and flags): ok"),
+        "{text}"
+    );
+    let home = dir.path().join(".config").join("toxtun");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = home.join("toxtun.ini");
+    std::fs::write(&config, "[node]\nlisten = 127.0.0.1:4\n").unwrap();
+    let out = toxtun(&["check"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("{}: ok", config.display())),
+        "{text}"
+    );
+    assert!(text.contains("listen     UDP 127.0.0.1:4"), "{text}");
+    assert!(
+        text.contains(&format!("identity   {}", home.join("toxtun.key").display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn version_names_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = toxtun(&["--version"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        text.trim(),
+        format!("toxtun {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
