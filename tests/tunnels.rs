@@ -86,9 +86,9 @@ fn one_connection_carries_a_mebibyte_each_way() {
         }
     );
     pair.client
-        .wait_for(&["tunnel closed: both sides finished"], WAIT);
+        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
     pair.server
-        .wait_for(&["tunnel closed: both sides finished"], WAIT);
+        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
 }
 
 #[test]
@@ -175,9 +175,9 @@ fn half_close_lets_the_target_answer_after_our_eof() {
         }
     );
     pair.client
-        .wait_for(&["tunnel closed: both sides finished"], WAIT);
+        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
     pair.server
-        .wait_for(&["tunnel closed: both sides finished"], WAIT);
+        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
 }
 
 /// Connects, and measures how long until the tunnel closes the connection.

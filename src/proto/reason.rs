@@ -162,14 +162,13 @@ impl fmt::Display for CloseReason {
             CloseReason::FriendOffline(why) => write!(f, "friend went offline ({why})"),
             CloseReason::NoAddress(server) => write!(
                 f,
-                "no address known for server {}: add it under [peers] or configure a bootstrap node",
-                server.short()
+                "no address known for server {server}: add it under [peers] or configure a bootstrap node"
             ),
             CloseReason::ServerUnreachable { server, after } => {
-                write!(f, "server {} unreachable for {after:?}", server.short())
+                write!(f, "server {server} unreachable for {after:?}")
             }
             CloseReason::NoAnswer { server, after } => {
-                write!(f, "server {} did not answer within {after:?}", server.short())
+                write!(f, "server {server} did not answer within {after:?}")
             }
             CloseReason::ConvInUse(conv) => {
                 write!(f, "server picked a channel number in use ({conv})")

@@ -111,7 +111,7 @@ impl Core {
         let log = self.refusal_logs.entry(refusal.code as u8).or_default();
         if let Some(times) = log.hit(now) {
             let target = target.unwrap_or("-");
-            warn!(friend = %self.net.label(friend), target, reason = %refusal, times, "refused tunnel");
+            warn!(friend = %self.net.label(friend), %target, reason = %refusal, times, "refused tunnel");
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::info;
 
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
 use super::link::{Channel, ConnId};
@@ -19,7 +18,7 @@ const LINGER: Duration = Duration::from_secs(60);
 const MAX_LINGERING: usize = 256;
 
 impl Core {
-    pub(super) fn link_down(&mut self, friend: PublicKey, why: OfflineReason) {
+    pub(super) fn link_down(&mut self, now: Instant, friend: PublicKey, why: OfflineReason) {
         let Some(link) = self.links.remove(&friend) else {
             return;
         };
@@ -34,11 +33,11 @@ impl Core {
                 self.timers.remove(&(at, (friend, conv)));
             }
             if let Some(conn) = channel.conn {
-                self.close(conn, CloseReason::FriendOffline(why));
+                self.close(now, conn, CloseReason::FriendOffline(why));
             }
         }
         for flow in link.flows.into_values() {
-            self.close(flow.conn, CloseReason::FriendOffline(why));
+            self.close(now, flow.conn, CloseReason::FriendOffline(why));
         }
         // An OPEN the friend never answered is sent again once it is back
         // (a restarted server loses nothing of a connection it never
@@ -64,11 +63,9 @@ impl Core {
         self.conns.remove(&conn);
         self.forget_oldest_lingering(key.0);
         self.tunnels.release(&key.0);
-        info!(conn, friend = %self.net.short_label(&key.0), conv = key.1, "tunnel closed: both sides finished");
-        self.events.push_back(Event::Closed {
-            conn,
-            reason: CloseReason::Finished,
-        });
+        let reason = CloseReason::Finished;
+        self.log_closed(now, conn, None, &reason);
+        self.events.push_back(Event::Closed { conn, reason });
         self.dirty.insert(key);
     }
 
@@ -119,7 +116,7 @@ impl Core {
             self.send_control(now, key.0, &message);
         }
         if let Some(conn) = channel.conn {
-            self.close(conn, reason);
+            self.close(now, conn, reason);
         }
         self.feed_starved(key.0);
     }
@@ -137,18 +134,24 @@ impl Core {
         }
     }
 
-    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
+    pub(super) fn close(&mut self, now: Instant, conn: ConnId, reason: CloseReason) {
         match self.conns.remove(&conn) {
             Some(Conn::Opening {
-                friend, deadline, ..
+                friend,
+                deadline,
+                target,
+                ..
             }) => {
                 self.open_deadlines.remove(&(deadline, conn));
                 self.tunnels.release(&friend);
+                self.log_closed(now, conn, Some((friend, &target)), &reason);
             }
-            Some(Conn::Open { friend, .. }) => self.tunnels.release(&friend),
-            None => {}
+            Some(Conn::Open { friend, .. }) => {
+                self.tunnels.release(&friend);
+                self.log_closed(now, conn, None, &reason);
+            }
+            None => self.log_closed(now, conn, None, &reason),
         }
-        info!(conn, %reason, "tunnel closed");
         self.events.push_back(Event::Closed { conn, reason });
     }
 
@@ -167,6 +170,7 @@ impl Core {
             return;
         };
         channel.last_activity = now;
+        let sent = bytes.len();
         for chunk in bytes.chunks(MAX_CHUNK) {
             let mut message = Vec::with_capacity(chunk.len() + 1);
             message.push(CHANNEL_DATA);
@@ -174,6 +178,7 @@ impl Core {
             let _ = channel.kcp.send(&message);
         }
         channel.held_credits += 1;
+        self.count_out(conn, sent);
         self.release_credits(key);
         self.dirty.insert(key);
         self.awaiting.insert(key.0);
@@ -201,7 +206,7 @@ impl Core {
                 let key = (*friend, *conv);
                 self.reset_tunnel(now, key, reason);
             }
-            Some(Conn::Opening { .. }) => self.close(conn, reason),
+            Some(Conn::Opening { .. }) => self.close(now, conn, reason),
             None => {}
         }
     }

@@ -56,6 +56,7 @@ impl Core {
             return;
         };
         if self.active_flow(now, friend, conv, bytes.len()).is_some() {
+            self.count_out(conn, bytes.len());
             self.net.send(now, &friend, &datagram::encode(conv, bytes));
         }
     }
@@ -69,6 +70,7 @@ impl Core {
         let Some(conn) = self.active_flow(now, friend, conv, bytes.len()) else {
             return;
         };
+        self.count_in(conn, bytes.len());
         let bytes = bytes.to_vec();
         self.events.push_back(Event::Datagram { conn, bytes });
     }
@@ -115,7 +117,7 @@ impl Core {
             };
             self.send_control(now, key.0, &message);
         }
-        self.close(flow.conn, reason);
+        self.close(now, flow.conn, reason);
     }
 
     /// Flows with no datagram either way for the UDP idle timeout.

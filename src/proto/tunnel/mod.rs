@@ -21,6 +21,7 @@ pub mod datagram;
 mod flows;
 mod intake;
 pub mod kcp_settings;
+mod ledger;
 pub mod limits;
 pub mod link;
 mod opening;
@@ -148,6 +149,11 @@ pub struct Core {
     /// being marked dirty: its own timers run in `update`).
     unflushed: bool,
     events: VecDeque<Event>,
+    /// What each open tunnel carried, for its line in the log.
+    ledger: BTreeMap<ConnId, ledger::Entry>,
+    /// Server: the target of each OPEN being connected, by friend and
+    /// request, until the driver says how it went.
+    connecting: BTreeMap<(PublicKey, u32), String>,
     recv_buf: Vec<u8>,
     tunnels: TunnelCount,
     oversized: LogLimit,
@@ -173,6 +179,8 @@ impl Core {
             awaiting: BTreeSet::new(),
             unflushed: false,
             events: VecDeque::new(),
+            ledger: BTreeMap::new(),
+            connecting: BTreeMap::new(),
             recv_buf: vec![0; MAX_CHUNK + 1],
             tunnels: TunnelCount::default(),
             oversized: LogLimit::default(),
@@ -383,7 +391,7 @@ impl Core {
                     self.events.push_back(Event::FriendAdded(friend))
                 }
                 NetEvent::Online { friend, .. } => self.link_up(now, friend),
-                NetEvent::Offline { friend, reason } => self.link_down(friend, reason),
+                NetEvent::Offline { friend, reason } => self.link_down(now, friend, reason),
                 NetEvent::Received { friend, payload } => self.on_payload(now, friend, &payload),
                 NetEvent::StreamLinkWanted { addr } => {
                     self.events.push_back(Event::StreamLinkWanted { addr })

@@ -9,7 +9,7 @@ use super::allow;
 use super::control::{Control, Transport};
 use super::link::{Channel, ConnId, Flow, Link};
 use super::services;
-use super::{Conn, Core, Event};
+use super::{Conn, Core, Event, PipeKey};
 use crate::id::{PublicKey, ToxId};
 use crate::proto::reason::{CloseReason, ReasonCode, Refusal};
 
@@ -42,7 +42,7 @@ impl Core {
     ) {
         let friend = server.key;
         if !self.net.has_address(&friend) {
-            self.close(conn, CloseReason::NoAddress(friend));
+            self.close(now, conn, CloseReason::NoAddress(friend));
             return;
         }
         if let Some(refusal) = self.tunnel_limit(&friend) {
@@ -53,7 +53,7 @@ impl Core {
         }
         self.tunnels.take(friend);
         let transport_name = transport.name();
-        info!(conn, server = %friend.short(), %target, transport = %transport_name, "local connection; opening tunnel");
+        debug!(conn, server = %friend.short(), %target, transport = %transport_name, "local connection; opening tunnel");
         let deadline = now + self.config.open_timeout;
         self.conns.insert(
             conn,
@@ -132,7 +132,7 @@ impl Core {
                 }
                 _ => continue,
             };
-            self.close(conn, reason);
+            self.close(now, conn, reason);
         }
     }
 
@@ -185,6 +185,7 @@ impl Core {
         };
         let transport = Transport::from_protocol(protocol).unwrap_or_default();
         self.tunnels.take(friend);
+        self.connecting.insert((friend, request), target.clone());
         debug!(friend = %friend.short(), %target, request, transport = %transport.name(), "connecting to target");
         self.events.push_back(Event::Connect {
             friend,
@@ -205,7 +206,7 @@ impl Core {
             return;
         };
         if conv == 0 || link.conv_in_use(conv) {
-            self.close(conn, CloseReason::ConvInUse(conv));
+            self.close(now, conn, CloseReason::ConvInUse(conv));
             return;
         }
         let (target, transport) = match self.conns.remove(&conn) {
@@ -220,8 +221,8 @@ impl Core {
             }
             _ => return,
         };
-        self.add_tunnel(now, friend, conv, conn, transport);
-        info!(conn, friend = %self.net.short_label(&friend), %target, conv, transport = %transport.name(), "tunnel open");
+        debug!(conn, friend = %self.net.short_label(&friend), %target, conv, transport = %transport.name(), "tunnel open");
+        self.add_tunnel(now, (friend, conv), conn, target, transport);
         self.events.push_back(Event::Opened { conn });
     }
 
@@ -236,15 +237,19 @@ impl Core {
         transport: Transport,
     ) -> bool {
         let ms = self.ms(now);
+        let target = self
+            .connecting
+            .remove(&(friend, request))
+            .unwrap_or_default();
         let Some(link) = self.links.get_mut(&friend) else {
-            info!(conn, friend = %self.net.short_label(&friend), "tunnel closed: friend went offline while connecting");
+            info!(conn, friend = %self.net.short_label(&friend), %target, "tunnel closed: friend went offline while connecting");
             self.tunnels.release(&friend);
             return false;
         };
         let conv = pick_conv(&friend, ms, link);
-        self.add_tunnel(now, friend, conv, conn, transport);
+        debug!(conn, friend = %self.net.short_label(&friend), %target, conv, transport = %transport.name(), "tunnel open");
+        self.add_tunnel(now, (friend, conv), conn, target, transport);
         self.send_control(now, friend, &Control::Accept { request, conv });
-        info!(conn, friend = %self.net.short_label(&friend), conv, transport = %transport.name(), "tunnel open");
         true
     }
 
@@ -253,11 +258,12 @@ impl Core {
     fn add_tunnel(
         &mut self,
         now: Instant,
-        friend: PublicKey,
-        conv: u32,
+        (friend, conv): PipeKey,
         conn: ConnId,
+        target: String,
         transport: Transport,
     ) {
+        self.ledger_open(now, conn, friend, target, transport);
         let ms = self.ms(now);
         let Some(link) = self.links.get_mut(&friend) else {
             return;
@@ -284,7 +290,8 @@ impl Core {
         refusal: Refusal,
     ) {
         self.tunnels.release(&friend);
-        self.log_refusal(now, &friend, &refusal, None);
+        let target = self.connecting.remove(&(friend, request));
+        self.log_refusal(now, &friend, &refusal, target.as_deref());
         self.send_control(now, friend, &Control::Refuse { request, refusal });
     }
 }

@@ -187,7 +187,7 @@ impl Core {
                 else {
                     return;
                 };
-                self.close(conn, CloseReason::Refused(refusal));
+                self.close(now, conn, CloseReason::Refused(refusal));
             }
             Control::Reset { conv, refusal } => {
                 if self.links.get(&friend).is_some_and(|l| l.conv_in_use(conv)) {
@@ -206,12 +206,14 @@ impl Core {
             return;
         };
         let Some(conn) = channel.conn else { return };
+        let mut received = 0;
         while !channel.paused {
             let Ok(n) = channel.kcp.recv(&mut self.recv_buf) else {
                 break;
             };
             match self.recv_buf[..n].split_first() {
                 Some((&CHANNEL_DATA, bytes)) if !bytes.is_empty() => {
+                    received += bytes.len();
                     self.events.push_back(Event::Data {
                         conn,
                         bytes: bytes.to_vec(),
@@ -226,6 +228,7 @@ impl Core {
             }
         }
         let finished = channel.finished();
+        self.count_in(conn, received);
         self.release_credits(key);
         if finished {
             self.finish_channel(now, key);
