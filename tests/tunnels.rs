@@ -85,10 +85,15 @@ fn one_connection_carries_a_mebibyte_each_way() {
             hash: pattern_hash(1, MIB)
         }
     );
-    pair.client
-        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
-    pair.server
-        .wait_for(&["tunnel closed", "both sides finished"], WAIT);
+    // One line each side at the end, with what it carried each way.
+    let bytes = format!("bytes_in={MIB} bytes_out={MIB}");
+    for node in [&pair.client, &pair.server] {
+        let line = node.wait_for(&["tunnel closed", "both sides finished"], WAIT);
+        assert!(
+            line.contains(&bytes) && line.contains(&format!("target={}", target.addr)),
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-
 use super::control::{Control, CHANNEL_DATA, CHANNEL_FIN, CHANNEL_WINDOW};
 use super::link::{Channel, ConnId};
 use super::{Conn, Core, Event, PipeKey, MAX_CHUNK};

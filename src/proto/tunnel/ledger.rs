@@ -73,7 +73,11 @@ impl Core {
         };
         let friend = friend.map_or("-".to_string(), |f| self.net.short_label(&f).to_string());
         let (bytes_in, bytes_out, age) = entry.as_ref().map_or((0, 0, Duration::ZERO), |e| {
-            (e.bytes_in, e.bytes_out, now.saturating_duration_since(e.since))
+            (
+                e.bytes_in,
+                e.bytes_out,
+                now.saturating_duration_since(e.since),
+            )
         });
         let transport = entry.as_ref().map_or("-", |e| e.transport.name());
         let seconds = format!("{:.1}", age.as_secs_f64());
