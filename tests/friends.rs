@@ -156,3 +156,34 @@ fn a_named_friend_is_a_friend_and_shows_by_name_in_log_and_status() {
         "the named friend came in as a stranger's request"
     );
 }
+
+#[test]
+fn a_psk_mismatch_is_a_warning_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let psk = |byte: &str| format!("psk = {}\n", byte.repeat(32));
+    let server_config = write_config(dir.path(), "server", &format!("{FAST}{}", psk("aa")));
+    let server = Node::start("server", &server_config, "server");
+    let client_config = write_config(
+        dir.path(),
+        "client",
+        &format!(
+            "{FAST}{}[peers]\n{id} = {}\n[client]\nt = 127.0.0.1:0:127.0.0.1:9:{id}\n",
+            psk("bb"),
+            server.udp_addr(),
+            id = server.id
+        ),
+    );
+    let client = Node::start("client", &client_config, "client");
+    // The client cannot read the server's answer; the server never hears
+    // the client confirm its keys.
+    let line = client.wait_for(&["response that did not decrypt", "psk differs"], WAIT);
+    assert!(
+        line.contains(" WARN ") && line.contains(&server.id[..64]),
+        "{line}"
+    );
+    let line = server.wait_for(&["confirms none of the handshakes", "psk differs"], WAIT);
+    assert!(
+        line.contains(" WARN ") && line.contains(&client.id[..64]),
+        "{line}"
+    );
+}

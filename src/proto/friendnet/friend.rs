@@ -26,6 +26,9 @@ pub struct FriendKeys {
     /// Accepted by nospam at this time, its keys not yet confirmed: it is
     /// forgotten unless its first data packet comes soon.
     pub unconfirmed_since: Option<Instant>,
+    /// Handshakes we answered since the friend last confirmed one: it
+    /// cannot read our answers when its psk differs from ours.
+    pub answered_unconfirmed: u32,
 }
 
 /// The three session slots.
@@ -139,6 +142,11 @@ pub struct Connecting {
     pub cookie: Option<([u8; 16], Instant)>,
     /// Wait before repeating an unanswered attempt; doubles.
     pub backoff: Duration,
+    /// Message 1s sent since the friend last answered one, and when it
+    /// last answered a HELLO: one that answers HELLOs but no handshake
+    /// does not take us for a friend, or has another psk.
+    pub unanswered: u32,
+    pub hello_answered: Option<Instant>,
 }
 
 /// Whether the friend is alive.
@@ -181,6 +189,8 @@ impl Friend {
                 retry_at: None,
                 cookie: None,
                 backoff: initial_backoff,
+                unanswered: 0,
+                hello_answered: None,
             },
             path: PathState::default(),
             mtu: PathMtu::default(),

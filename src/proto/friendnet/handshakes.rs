@@ -20,6 +20,10 @@ use crate::proto::wire;
 /// An initiator whose handshake goes unconfirmed this long has given up
 /// on it (it retries well within this), so it no longer blocks another.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+/// Unanswered message 1s after a HELLO answered within `HELLO_FRESH`, or
+/// answered ones never confirmed, that make a warning.
+const UNANSWERED_WARNING: u32 = 3;
+const HELLO_FRESH: Duration = Duration::from_secs(60);
 
 impl FriendNet {
     /// Anyone may ask for our record: it is public (bootstrap nodes hand
@@ -76,6 +80,7 @@ impl FriendNet {
         };
         friend.keys.noise_key = Some(record.noise_key);
         friend.connecting.attempt = None;
+        friend.connecting.hello_answered = Some(now);
         // The answer to our nonce came from the address we trust: the
         // friend is there, and addresses only rumoured need no more tries.
         if friend.path.addr_trusted && friend.path.addr.map(Route::Direct) == Some(from) {
@@ -173,6 +178,10 @@ impl FriendNet {
         if let Some(old) = friend.sessions.next.replace(session) {
             self.indices.remove(&old.local_index);
         }
+        friend.keys.answered_unconfirmed += 1;
+        if friend.keys.answered_unconfirmed == UNANSWERED_WARNING {
+            warn!(friend = %key, answered = UNANSWERED_WARNING, "friend confirms none of the handshakes we answer: our answers do not reach it, or its psk differs from ours (it must be the same on both sides)");
+        }
         friend.sessions.confirming = Some(Confirming {
             route: from,
             instance: payload.instance,
@@ -209,6 +218,7 @@ impl FriendNet {
         let Some(friend) = self.friends.get_mut(&key) else {
             return;
         };
+        friend.keys.answered_unconfirmed = 0;
         if friend.keys.unconfirmed_since.take().is_some() {
             info!(friend = %key, "accepted friend request (nospam and keys proved); remembering it");
             self.events.push_back(NetEvent::FriendAdded { friend: key });
@@ -279,11 +289,14 @@ impl FriendNet {
         // none after an error) but not the attempt: anyone who saw our
         // index can send one, and the retry timer must still fire.
         let Some((transport, info)) = handshake::finish_initiation(*state, noise) else {
-            debug!(%from, friend = %key.short(), "dropped response that did not decrypt");
+            if let Some(times) = self.logs.unreadable_response.hit(now) {
+                warn!(%from, friend = %key, times, "dropped a handshake response that did not decrypt: the friend's psk differs from ours (it must be the same on both sides), or the response was forged");
+            }
             return;
         };
         if let Some(friend) = self.friends.get_mut(&key) {
             friend.connecting.attempt = None;
+            friend.connecting.unanswered = 0;
             friend.stats.rtt = Some(now.saturating_duration_since(sent));
         }
         self.note_instance(&key, info.instance);
@@ -384,7 +397,25 @@ impl FriendNet {
             packet: packet.clone(),
         });
         debug!(friend = %key.short(), %addr, "sent handshake");
+        self.note_unanswered(now, key);
         self.send_handshake(key, addr, packet);
+    }
+
+    /// Counts a message 1 about to go; the third in a row unanswered by a
+    /// friend that answered our HELLO in the last minute is a warning:
+    /// the friend is there, but will not talk to us.
+    fn note_unanswered(&mut self, now: Instant, key: PublicKey) {
+        let Some(friend) = self.friends.get_mut(&key) else {
+            return;
+        };
+        let connecting = &mut friend.connecting;
+        connecting.unanswered += 1;
+        let hello_recent = connecting
+            .hello_answered
+            .is_some_and(|at| now.saturating_duration_since(at) < HELLO_FRESH);
+        if connecting.unanswered == UNANSWERED_WARNING && hello_recent {
+            warn!(friend = %key, tries = UNANSWERED_WARNING, "friend answers our HELLO but none of our handshakes: it does not take us for a friend (not in its friends list, or it has another ID of ours)");
+        }
     }
 
     /// Sends a HELLO or message 1 by `route`, and a copy to each address

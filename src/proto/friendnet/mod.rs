@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use tracing::{debug, info, trace};
+use tracing::{info, trace, warn};
 
 mod data;
 mod discovery;
@@ -96,6 +96,8 @@ struct RefusalLogs {
     not_a_friend: LogLimit,
     undecryptable: LogLimit,
     stale_timestamp: LogLimit,
+    unconfirmed: LogLimit,
+    unreadable_response: LogLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -430,10 +432,14 @@ impl FriendNet {
         }
     }
 
-    /// Drops a friend request whose keys were never confirmed.
-    fn forget_unconfirmed(&mut self, key: &PublicKey) {
+    /// Drops a friend request whose keys were never confirmed: the
+    /// initiator could not read our answer, which is what a psk that
+    /// differs from ours looks like from here.
+    fn forget_unconfirmed(&mut self, now: Instant, key: &PublicKey) {
         if self.remove_friend(key) {
-            debug!(friend = %key.short(), "forgot a friend request whose keys were never confirmed");
+            if let Some(times) = self.logs.unconfirmed.hit(now) {
+                warn!(friend = %key, times, "forgot a friend request whose keys were never confirmed: our answer did not reach it, or its psk differs from ours (it must be the same on both sides)");
+            }
         }
     }
 

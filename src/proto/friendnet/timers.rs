@@ -184,7 +184,7 @@ impl FriendNet {
             return;
         };
         match timer {
-            FriendTimer::Unconfirmed => self.forget_unconfirmed(&key),
+            FriendTimer::Unconfirmed => self.forget_unconfirmed(now, &key),
             FriendTimer::SessionExpiry => self.go_offline(&key, OfflineReason::SessionExpired),
             FriendTimer::Silence => {
                 let silent = now.duration_since(friend.liveness.last_recv);
