@@ -128,6 +128,20 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Forget { friend } => forget(&settings, &friend),
+        Command::Nospam { new } => {
+            let path = &settings.node.key_file;
+            let identity = match new {
+                true => crate::key_file::renew_nospam(path),
+                false => crate::key_file::load(path),
+            }
+            .map_err(|e| e.to_string())?;
+            println!("{}", identity.id());
+            let socket = crate::net::control::socket_path(path);
+            if new && crate::attach::node_runs(&socket) {
+                warn!("the node running on this key still takes the old ID until it restarts");
+            }
+            Ok(())
+        }
         Command::Check => {
             print!("{}", crate::check::render(&settings));
             Ok(())

@@ -88,6 +88,13 @@ pub enum Command {
         /// The friend's ID or 64-hex public key
         friend: String,
     },
+    /// Print the ID; with --new, give the identity a new nospam and print
+    /// the new ID: friends already known by key keep working, new ones
+    /// need the new ID (a running node takes it when it restarts)
+    Nospam {
+        #[arg(long)]
+        new: bool,
+    },
     /// Read the config as a node would and print what it would do; exits
     /// non-zero, naming the file and line, on any error
     Check,

@@ -113,6 +113,23 @@ fn render(identity: &Identity) -> String {
     )
 }
 
+/// Gives the identity in `path` a new random nospam, and so a new ID; the
+/// keys stay, so friends known by key are not affected. The file is
+/// replaced whole (written beside it, then renamed over it).
+pub fn renew_nospam(path: &Path) -> Result<Identity, IdentityError> {
+    let old = load(path)?;
+    let mut secrets = old.secrets();
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secrets.nospam);
+    let identity = Identity::from_secrets(&secrets);
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    let staged = std::path::PathBuf::from(name);
+    let _ = fs::remove_file(&staged);
+    save_new(&identity, &staged)?;
+    fs::rename(&staged, path).map_err(|e| bad(path, format!("cannot replace key file: {e}")))?;
+    Ok(identity)
+}
+
 fn save_new(identity: &Identity, path: &Path) -> Result<(), IdentityError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::DirBuilder::new()
@@ -148,6 +165,19 @@ mod tests {
         assert!(!created);
         assert_eq!(first.id(), second.id());
         assert_eq!(first.noise_public, second.noise_public);
+    }
+
+    #[test]
+    fn a_new_nospam_keeps_the_keys_and_changes_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("toxtun.key");
+        let (first, _) = load_or_create(&path).unwrap();
+        let renewed = renew_nospam(&path).unwrap();
+        assert_ne!(first.id(), renewed.id());
+        assert_eq!(first.public_key(), renewed.public_key());
+        assert_eq!(load(&path).unwrap().id(), renewed.id());
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

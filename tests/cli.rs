@@ -182,3 +182,21 @@ fn version_names_the_commit() {
         format!("toxtun {} (commit {head})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn nospam_new_changes_the_id_but_not_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "node", "");
+    let config = config.to_str().unwrap();
+    let id = |args: &[&str]| {
+        let out = toxtun(args, dir.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let first = id(&["-c", config, "id"]);
+    assert_eq!(id(&["-c", config, "nospam"]), first);
+    let renewed = id(&["-c", config, "nospam", "--new"]);
+    assert_ne!(renewed, first);
+    assert_eq!(renewed[..64], first[..64], "the key changed");
+    assert_eq!(id(&["-c", config, "id"]), renewed);
+}
