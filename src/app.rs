@@ -1,14 +1,12 @@
 //! From the parsed command line to a running node.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::config::{Settings, DEFAULT_KEY_FILE, DEFAULT_PORT};
+use crate::config::{Settings, DEFAULT_KEY_FILE};
 use crate::friends_file;
 use crate::id::PeerRef;
 use crate::listeners::listen_all;
@@ -104,6 +102,18 @@ fn check_has_tunnels(settings: &Settings) -> Result<(), String> {
 }
 
 pub fn run(cli: Cli) -> Result<(), String> {
+    // Neither reads a config: they describe the program, not a node.
+    match cli.command {
+        Command::Completions { shell } => {
+            crate::manual::print_completions(shell);
+            return Ok(());
+        }
+        Command::Man => {
+            print!("{}", crate::manual::render_man_page()?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let settings = load_settings(&cli)?;
     match cli.command {
         Command::Id => {
@@ -118,7 +128,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             check_has_tunnels(&settings)?;
             serve(settings, Mode::Client, cli.once, &|| load_settings(&cli))
         }
-        Command::Bootstrap => run_bootstrap(settings),
+        Command::Bootstrap => crate::bootstrap_node::run(settings),
         Command::Status { json } => {
             let path = crate::net::control::socket_path(&settings.node.key_file);
             print!(
@@ -128,6 +138,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Forget { friend } => forget(&settings, &friend),
+        Command::Friends { json } => list_friends(&settings, json),
         Command::Nospam { new } => {
             let path = &settings.node.key_file;
             let identity = match new {
@@ -146,6 +157,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             print!("{}", crate::check::render(&settings));
             Ok(())
         }
+        Command::Completions { .. } | Command::Man => unreachable!("answered before the config"),
     }
 }
 
@@ -185,84 +197,38 @@ fn forget(settings: &Settings, friend: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn run_bootstrap(settings: Settings) -> Result<(), String> {
-    let (identity, _) =
-        crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
-    println!("{}", identity.id());
-    let listen = settings
-        .node
-        .listen
-        .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT));
-    let (socket, listener) = bind_udp_and_tcp(listen)?;
-    let local = socket.local_addr().map_err(|e| e.to_string())?;
-    let port = local.port();
-    let entries: Vec<String> = match local.ip() {
-        ip if ip.is_unspecified() => {
-            let mut addrs = crate::net::lan::local_addrs();
-            if addrs.is_empty() {
-                addrs.push(Ipv4Addr::LOCALHOST);
-            }
-            addrs
-                .iter()
-                .map(|ip| format!("{ip}:{port}:{}", identity.id()))
-                .collect()
+/// `toxtun friends`: the files and config, with what a running node
+/// knows now.
+fn list_friends(settings: &Settings, json: bool) -> Result<(), String> {
+    let path = crate::net::control::socket_path(&settings.node.key_file);
+    let running = match crate::attach::node_runs(&path) {
+        true => {
+            let text = small_runtime()?.block_on(crate::net::control::query(&path, true))?;
+            Some(serde_json::from_str(&text).map_err(|e| format!("the node's status: {e}"))?)
         }
-        _ => vec![format!("{local}:{}", identity.id())],
+        false => None,
     };
-    info!(udp = %local, tcp = %local, "bootstrap node listening");
-    // Bound to every address, the node has no one address of its own to
-    // give: each it can be reached at is an entry for `bootstrap =`.
-    for entry in &entries {
-        info!(%entry, "bootstrap entry (the address friends can reach goes in their config)");
+    let friends = crate::friends_list::collect(settings, running.as_ref())?;
+    match json {
+        true => println!(
+            "{}",
+            serde_json::to_string_pretty(&friends).map_err(|e| e.to_string())?
+        ),
+        false => print!(
+            "{}",
+            crate::friends_list::render_text(&friends, running.is_some())
+        ),
     }
-    let config = crate::bootstrap::BootstrapConfig {
-        relay_rate: settings.bootstrap.relay_rate,
-        relay_burst: settings.bootstrap.relay_burst,
-        entry_ttl: settings.node.keepalive * 4,
-        max_nodes: settings.bootstrap.max_nodes,
-        seed: rand::random(),
-    };
-    let core = crate::bootstrap::Bootstrap::new(config, Instant::now());
-    let idle = settings.node.keepalive * 4;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))?;
-    runtime.block_on(async {
-        let mut signals = Signals::install()?;
-        crate::sd_notify::ready(&format!("bootstrap node on {local}"));
-        tokio::select! {
-            result = crate::bootstrap::driver::run(socket, listener, core, idle) => result.map_err(|e| e.to_string()),
-            _ = signals.stop_asked("a bootstrap node reads its config only at start; restart it") => Ok(()),
-        }
-    })
+    Ok(())
 }
 
-/// Tries for "any free port" before giving up: the UDP socket picks it,
-/// and another program may hold the same TCP port.
-const FREE_PORT_TRIES: usize = 16;
-
-/// A bootstrap node's UDP socket and TCP listener on one port. With port 0
-/// the port the UDP socket got may be taken for TCP; another is tried.
-fn bind_udp_and_tcp(
-    listen: SocketAddr,
-) -> Result<(std::net::UdpSocket, std::net::TcpListener), String> {
-    let tries = if listen.port() == 0 {
-        FREE_PORT_TRIES
-    } else {
-        1
-    };
-    let mut last = String::new();
-    for _ in 0..tries {
-        let socket =
-            crate::net::udp::bind(listen).map_err(|e| crate::net::udp::bind_error(listen, &e))?;
-        let local = socket.local_addr().map_err(|e| e.to_string())?;
-        match std::net::TcpListener::bind(local) {
-            Ok(listener) => return Ok((socket, listener)),
-            Err(e) => last = format!("cannot listen on TCP {local}: {e}"),
-        }
+async fn save_last_seen(
+    path: &std::path::Path,
+    commands: &tokio::sync::mpsc::Sender<crate::net::command::Command>,
+) {
+    if let Err(e) = crate::seen_file::save_from_node(path, commands).await {
+        warn!("last seen times not saved: {e}");
     }
-    Err(last)
 }
 
 /// Runs a node until it is asked to stop; `load` reads the config again
@@ -273,6 +239,7 @@ fn serve(
     once: bool,
     load: &dyn Fn() -> Result<Settings, String>,
 ) -> Result<(), String> {
+    crate::log_sink::log_to(settings.node.log_file.as_deref())?;
     let control_path = crate::net::control::socket_path(&settings.node.key_file);
     // A client on a key whose node runs hands its connections to that node
     // instead of starting a second one on the same identity.
@@ -302,6 +269,7 @@ fn serve(
         runtime.handle().clone(),
         once,
     )?;
+    let seen_path = crate::seen_file::path_for(&settings.node.key_file);
     let served_one = node.served_one.take();
     let commands = node.commands.clone();
     let result = runtime.block_on(async {
@@ -327,15 +295,18 @@ fn serve(
                 None => std::future::pending().await,
             }
         });
+        let mut save_seen = tokio::time::interval(crate::seen_file::SAVE_EVERY);
         loop {
             tokio::select! {
                 asked = signals.next() => match asked {
                     Asked::Stop => break,
                     Asked::Reload => running.reload(load, &commands).await,
                 },
+                _ = save_seen.tick() => save_last_seen(&seen_path, &commands).await,
                 _ = &mut served => break,
             }
         }
+        save_last_seen(&seen_path, &commands).await;
         Ok::<(), String>(())
     });
     info!("shutting down");

@@ -88,6 +88,13 @@ pub enum Command {
         /// The friend's ID or 64-hex public key
         friend: String,
     },
+    /// List friends: from the config, remembered, and added while
+    /// running, with when each was last seen (kept across restarts)
+    Friends {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the ID; with --new, give the identity a new nospam and print
     /// the new ID: friends already known by key keep working, new ones
     /// need the new ID (a running node takes it when it restarts)
@@ -98,6 +105,14 @@ pub enum Command {
     /// Read the config as a node would and print what it would do; exits
     /// non-zero, naming the file and line, on any error
     Check,
+    /// Print a shell completion script:
+    /// toxtun completions bash > /etc/bash_completion.d/toxtun
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): toxtun man | man -l -
+    Man,
 }
 
 /// The Go toxtun (and its users) spell the flag `-config`; clap only knows

@@ -41,9 +41,7 @@ pub fn append(path: &Path, key: &PublicKey) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot remember friend: {e}", path.display()))
 }
 
-/// Removes `key` from the file; false if it was not there. The file is
-/// rewritten whole and renamed into place, so a crash leaves the old or
-/// the new list, never half of one.
+/// Removes `key` from the file; false if it was not there.
 pub fn remove(path: &Path, key: &PublicKey) -> Result<bool, String> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -59,17 +57,7 @@ pub fn remove(path: &Path, key: &PublicKey) -> Result<bool, String> {
         .filter(|line| !is_key(line))
         .map(|line| format!("{line}\n"))
         .collect();
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".new");
-    let temporary = PathBuf::from(temporary);
-    fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .and_then(|mut f| f.write_all(kept.as_bytes()))
-        .and_then(|()| fs::rename(&temporary, path))
+    crate::private_file::replace(path, &kept)
         .map_err(|e| format!("{}: cannot rewrite: {e}", path.display()))?;
     Ok(true)
 }

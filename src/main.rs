@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| EnvFilter::new(format!("toxtun={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(toxtun::log_sink::writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match toxtun::app::run(cli) {

@@ -31,6 +31,11 @@ impl Running {
         load: &dyn Fn() -> Result<Settings, String>,
         commands: &mpsc::Sender<Command>,
     ) {
+        // Before the config: a rotated log is let go even when the new
+        // config has an error.
+        if let Err(e) = crate::log_sink::reopen() {
+            error!("{e}");
+        }
         let new = match load() {
             Ok(new) => new,
             Err(e) => {
@@ -40,6 +45,11 @@ impl Running {
         };
         for warning in &new.warnings {
             warn!("{warning}");
+        }
+        if new.node.log_file != self.settings.node.log_file {
+            if let Err(e) = crate::log_sink::log_to(new.node.log_file.as_deref()) {
+                error!("{e}; the log stays where it was");
+            }
         }
         self.name_restart_only(&new);
         let (friends, unlisted) = match self.serving {

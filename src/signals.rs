@@ -39,10 +39,13 @@ impl Signals {
         }
     }
 
-    /// Waits for a stop; a reload asked meanwhile is answered with
-    /// `no_reload`, said in the log.
+    /// Waits for a stop; a reload asked meanwhile opens the log file
+    /// again, and is otherwise answered with `no_reload`, said in the log.
     pub async fn stop_asked(&mut self, no_reload: &str) {
         while self.next().await == Asked::Reload {
+            if let Err(e) = crate::log_sink::reopen() {
+                tracing::error!("{e}");
+            }
             tracing::warn!("SIGHUP: {no_reload}");
         }
     }

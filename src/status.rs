@@ -1,6 +1,7 @@
 //! What `toxtun status` shows: the core's snapshot, rendered as text or
 //! as JSON (whose field names scripts rely on).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct Status {
     pub friends: Vec<FriendStatus>,
     /// This node's tunnel listeners (`[client]` lines and flags).
     pub tunnels: Vec<TunnelStatus>,
+    /// Every tunnelled connection (UDP: flow) open now, oldest first.
+    pub connections: Vec<ConnectionStatus>,
     pub counters: CountersStatus,
     pub datagrams_dropped: DatagramsDroppedStatus,
 }
@@ -52,6 +55,34 @@ pub struct TunnelStatus {
     pub server: String,
     /// Connections (UDP: flows) open or opening through it.
     pub open: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionStatus {
+    pub conn: u64,
+    /// The friend's 64-hex public key.
+    pub friend: String,
+    pub friend_name: Option<String>,
+    /// "tcp" or "udp".
+    pub transport: String,
+    /// The tunnel line it came in on (client side).
+    pub tunnel: Option<String>,
+    /// The local program's address (client side).
+    pub local: Option<String>,
+    pub target: String,
+    pub age_s: f64,
+    /// From the friend, to our local side.
+    pub bytes_in: u64,
+    /// From our local side, to the friend.
+    pub bytes_out: u64,
+}
+
+/// The driver's side of a connection the core does not know: which tunnel
+/// line accepted it, and from where.
+#[derive(Debug, Clone)]
+pub struct LocalEnd {
+    pub tunnel: String,
+    pub source: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,8 +138,21 @@ fn millis(value: Option<Duration>) -> Option<f64> {
 }
 
 impl Status {
-    /// `udp` and `tunnels` are the driver's, which the core does not know.
-    pub fn new(snapshot: &Snapshot, udp: SocketAddr, tunnels: Vec<TunnelStatus>) -> Status {
+    /// `udp`, `tunnels` and `local_ends` are the driver's, which the core
+    /// does not know.
+    pub fn new(
+        snapshot: &Snapshot,
+        udp: SocketAddr,
+        tunnels: Vec<TunnelStatus>,
+        local_ends: &BTreeMap<u64, LocalEnd>,
+    ) -> Status {
+        let name_of = |key| {
+            snapshot
+                .friends
+                .iter()
+                .find(|f| f.key == key)
+                .and_then(|f| f.name.clone())
+        };
         Status {
             id: snapshot.id.to_string(),
             udp: udp.to_string(),
@@ -156,6 +200,25 @@ impl Status {
                 })
                 .collect(),
             tunnels,
+            connections: snapshot
+                .connections
+                .iter()
+                .map(|c| {
+                    let end = local_ends.get(&c.conn);
+                    ConnectionStatus {
+                        conn: c.conn,
+                        friend: c.friend.to_string(),
+                        friend_name: name_of(c.friend),
+                        transport: c.transport.name().to_string(),
+                        tunnel: end.map(|e| e.tunnel.clone()),
+                        local: end.and_then(|e| e.source).map(|a| a.to_string()),
+                        target: c.target.clone(),
+                        age_s: c.age.as_secs_f64(),
+                        bytes_in: c.bytes_in,
+                        bytes_out: c.bytes_out,
+                    }
+                })
+                .collect(),
             counters: CountersStatus {
                 dh: snapshot.counters.dh,
                 hellos_answered: snapshot.counters.hellos_answered,
@@ -175,7 +238,7 @@ fn ms(value: Option<f64>) -> String {
 }
 
 /// Bytes in the largest binary unit that keeps a number of at least 1.
-fn bytes(count: u64) -> String {
+pub(crate) fn bytes(count: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = count as f64;
     let mut unit = 0;
@@ -189,19 +252,25 @@ fn bytes(count: u64) -> String {
     }
 }
 
-fn ago(seconds: Option<f64>) -> String {
+pub(crate) fn ago(seconds: Option<f64>) -> String {
     match seconds {
         None => "never".into(),
         Some(s) if s < 1.0 => "now".into(),
-        Some(s) if s < 120.0 => format!("{s:.0} s ago"),
-        Some(s) if s < 7200.0 => format!("{:.0} min ago", s / 60.0),
-        Some(s) if s < 172_800.0 => format!("{:.0} h ago", s / 3600.0),
-        Some(s) => format!("{:.0} days ago", s / 86_400.0),
+        Some(s) => format!("{} ago", age(s)),
     }
 }
 
-/// Rows under a header, each column as wide as its widest cell.
-fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+/// How long something has been open: "42 s", "10 min", "3 h".
+fn age(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.0} h", s / 3600.0),
+        s => format!("{:.0} days", s / 86_400.0),
+    }
+}
+
+pub(crate) fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -284,6 +353,34 @@ impl Status {
                 &mut out,
                 &["TUNNEL", "PROTO", "LOCAL", "TARGET", "SERVER", "OPEN"],
                 &tunnels,
+            );
+        }
+        if !self.connections.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "Connections: {}", self.connections.len());
+            let rows: Vec<Vec<String>> = self
+                .connections
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.conn.to_string(),
+                        c.friend_name.clone().unwrap_or(c.friend[..16].to_string()),
+                        c.transport.clone(),
+                        c.tunnel.clone().unwrap_or("-".into()),
+                        c.local.clone().unwrap_or("-".into()),
+                        c.target.clone(),
+                        bytes(c.bytes_in),
+                        bytes(c.bytes_out),
+                        age(c.age_s),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &[
+                    "CONN", "FRIEND", "PROTO", "TUNNEL", "LOCAL", "TARGET", "IN", "OUT", "AGE",
+                ],
+                &rows,
             );
         }
         let congested: Vec<Vec<String>> = self

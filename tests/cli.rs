@@ -200,3 +200,57 @@ fn nospam_new_changes_the_id_but_not_the_key() {
     assert_eq!(renewed[..64], first[..64], "the key changed");
     assert_eq!(id(&["-c", config, "id"]), renewed);
 }
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands = [
+        "server",
+        "client",
+        "connect",
+        "id",
+        "bootstrap",
+        "status",
+        "forget",
+        "friends",
+        "nospam",
+        "check",
+    ];
+    let bash = toxtun(&["completions", "bash"], dir.path());
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let script = String::from_utf8(bash.stdout).unwrap();
+    for command in commands {
+        assert!(
+            script.contains(command),
+            "{command} missing from:\n{script}"
+        );
+    }
+    let script_path = dir.path().join("toxtun.bash");
+    std::fs::write(&script_path, &script).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script_path)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", stderr(&syntax));
+
+    let man = toxtun(&["man"], dir.path());
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = String::from_utf8(man.stdout).unwrap();
+    assert!(page.contains("\n.TH toxtun 1 "), "{}", &page[..200]);
+    for command in commands {
+        let heading = format!(".SH \"TOXTUN {}\"", command.to_uppercase());
+        assert!(page.contains(&heading), "{heading} missing");
+    }
+    // A command's own options are on the page, not only its name.
+    assert!(page.contains("[LHOST:]LPORT:THOST:TPORT"), "-L missing");
+    assert!(page.contains("\\-\\-json"), "--json missing");
+
+    let unknown = toxtun(&["completions", "tcsh"], dir.path());
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("possible values"),
+        "{}",
+        stderr(&unknown)
+    );
+}

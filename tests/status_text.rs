@@ -1,6 +1,6 @@
 //! `toxtun status` for people: tables with headers, units, the tunnel
-//! lines with the ports they listen on, and when each friend was last
-//! seen; and `toxtun check`, which reads a config as a node would and
+//! lines with the ports they listen on, each open connection with its
+//! local end, target, bytes and age, and when each friend was last seen; and `toxtun check`, which reads a config as a node would and
 //! says what it would do, or which line is wrong.
 
 mod common;
@@ -83,6 +83,22 @@ fn status_shows_tables_with_ports_and_last_seen() {
     let ssh_row = row(&text, "TUNNEL  ", "ssh");
     assert_eq!(ssh_row[2], ssh.to_string());
     assert_eq!(ssh_row[5], "0");
+    assert!(text.contains("\nConnections: 1\n"), "{text}");
+    let source = stream.local_addr().unwrap().to_string();
+    let open = row(&text, "CONN  ", "1");
+    assert_eq!(
+        open[1..6],
+        [&server.id[..16], "tcp", "web", &source, &echo.to_string()],
+        "the open connection's row:\n{text}"
+    );
+    assert_eq!(open[6..8], ["4 B", "4 B"], "bytes each way:\n{text}");
+    assert!(open[8].ends_with(" s"), "age {:?}", open[8]);
+
+    let out = toxtun(&["-c", client_config.to_str().unwrap(), "status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let connection = &json["connections"][0];
+    assert_eq!(connection["local"], source.as_str(), "{json}");
+    assert_eq!(connection["bytes_out"], 4, "{json}");
 }
 
 #[test]
@@ -117,4 +133,50 @@ fn check_says_what_a_config_would_do_or_which_line_is_wrong() {
         err.contains(&format!("{}:4: [client] web: bad server ID", bad.display())),
         "{err}"
     );
+}
+
+#[test]
+fn a_bootstrap_node_answers_status_with_its_nodes_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap_config = write_config(
+        dir.path(),
+        "bootstrap",
+        "listen = 127.0.0.1:0\nkeepalive = 1s\n",
+    );
+    let bootstrap = Node::start("bootstrap", &bootstrap_config, "bootstrap");
+    let server_config = write_config(
+        dir.path(),
+        "server",
+        &format!(
+            "{FAST}bootstrap = {}:{}\n",
+            bootstrap.udp_addr(),
+            bootstrap.id
+        ),
+    );
+    let server = Node::start("server", &server_config, "server");
+    server.wait_for(&["bootstrap node sees us at"], WAIT);
+
+    let out = toxtun(&["-c", bootstrap_config.to_str().unwrap(), "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("Bootstrap node {}\n", bootstrap.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("Nodes announced  1 of at most 100000"),
+        "{text}"
+    );
+    for line in ["TCP links", "Relayed", "Limits hit"] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    let out = toxtun(&["-c", bootstrap_config.to_str().unwrap(), "status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"], 1, "{json}");
+    assert_eq!(json["address"], bootstrap.udp_addr().to_string(), "{json}");
+    assert_eq!(json["relayed_bytes"], 0, "{json}");
 }

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::Bootstrap;
+use super::{Bootstrap, BootstrapStats};
 use crate::net::accept::AcceptFailures;
 use crate::net::stream_link::{Incoming, Links};
 use crate::proto::log_limit::LogLimit;
@@ -22,12 +23,17 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the control socket asks the driver for: the core's counters and
+/// the TCP links open now.
+pub type StatsRequest = oneshot::Sender<(BootstrapStats, usize)>;
+
 /// `idle`: a TCP link silent this long is closed (nodes announce sooner).
 pub async fn run(
     socket: std::net::UdpSocket,
     listener: std::net::TcpListener,
     mut core: Bootstrap,
     idle: Duration,
+    mut stats_requests: mpsc::Receiver<StatsRequest>,
 ) -> std::io::Result<()> {
     let socket = UdpSocket::from_std(socket)?;
     listener.set_nonblocking(true)?;
@@ -93,6 +99,9 @@ pub async fn run(
                 }
                 None => return Ok(()),
             },
+            Some(reply) = stats_requests.recv() => {
+                let _ = reply.send((core.stats(), links.count()));
+            }
             _ = sleep => core.handle_timeout(Instant::now()),
         }
     }

@@ -55,7 +55,7 @@ pub struct BootstrapConfig {
     pub seed: u64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BootstrapStats {
     pub nodes: usize,
     pub relayed_packets: u64,
@@ -106,8 +106,7 @@ impl Bootstrap {
         }
     }
 
-    /// What tests measure the core by.
-    #[cfg(test)]
+    /// What `toxtun status` shows, and tests measure the core by.
     pub fn stats(&self) -> BootstrapStats {
         BootstrapStats {
             nodes: self.nodes.len(),

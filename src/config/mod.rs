@@ -74,6 +74,8 @@ pub struct NodeSettings {
     pub lan_discovery: bool,
     /// How the TCP link to a bootstrap node goes out.
     pub proxy: ProxySetting,
+    /// Log lines go here (appended) instead of standard error.
+    pub log_file: Option<PathBuf>,
 }
 
 /// `[node] proxy`: a URL, `none`, or left out (the environment's).
@@ -138,6 +140,7 @@ impl Settings {
                 keepalive: Duration::from_secs(15),
                 friend_timeout: Duration::from_secs(45),
                 lan_discovery: true,
+                log_file: None,
                 psk: [0; 32],
                 proxy: ProxySetting::FromEnvironment,
             },
@@ -293,11 +296,7 @@ impl Settings {
                     return Err(err("empty path".into()));
                 }
                 let path = base.join(value);
-                // A config named without a directory has "" as its own.
-                let missing = path
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty() && !d.is_dir());
-                if let Some(dir) = missing {
+                if let Some(dir) = missing_directory(&path) {
                     return Err(err(format!(
                         "directory {} does not exist: a key file there would be a new \
                          identity, with a new ID; create the directory or fix the path",
@@ -305,6 +304,17 @@ impl Settings {
                     )));
                 }
                 self.node.key_file = path;
+            }
+            "log_file" if value.is_empty() => self.node.log_file = None,
+            "log_file" => {
+                let path = base.join(value);
+                if let Some(dir) = missing_directory(&path) {
+                    return Err(err(format!(
+                        "directory {} does not exist; create it or fix the path",
+                        dir.display()
+                    )));
+                }
+                self.node.log_file = Some(path);
             }
             "listen" => self.node.listen = Some(parse_listen(value).map_err(err)?),
             // Repeated lines add to the list rather than replace it.
@@ -435,6 +445,13 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The directory `path` would be in, when it does not exist. A config
+/// named without a directory has "" as its own, which is the working one.
+fn missing_directory(path: &Path) -> Option<&Path> {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
 }
 
 /// A value without one pair of quotes around it: `key_file = "q.key"`

@@ -16,6 +16,8 @@ pub struct Conn {
     pending: Option<LocalStream>,
     /// The tunnel line whose listener accepted it, if one did.
     pub tunnel: Option<usize>,
+    /// The local program's address, when a listener accepted it.
+    pub source: Option<std::net::SocketAddr>,
     tasks: Option<ConnTasks>,
     /// Messages the writer queue had no room for, in order.
     overflow: VecDeque<WriterMsg>,
@@ -48,6 +50,7 @@ impl Conn {
         Conn {
             pending,
             tunnel: None,
+            source: None,
             tasks: None,
             overflow: VecDeque::new(),
             closing: false,

@@ -58,17 +58,26 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-/// Answers status requests for as long as the node runs; a failed accept
-/// (out of descriptors) pauses it, never ends it.
+/// Answers requests for as long as the node runs.
 pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
+    serve_each(listener, move |stream| answer(stream, commands.clone())).await
+}
+
+/// Runs `answer` on each connection to the socket, each in a task of its
+/// own; a failed accept (out of descriptors) pauses it, never ends it.
+pub async fn serve_each<F, A>(listener: UnixListener, answer: F)
+where
+    F: Fn(UnixStream) -> A,
+    A: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let mut failures = AcceptFailures::default();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let commands = commands.clone();
+                let answered = answer(stream);
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, commands).await {
-                        debug!(error = %e, "status request failed");
+                    if let Err(e) = answered.await {
+                        debug!(error = %e, "control request failed");
                     }
                 });
             }
@@ -106,7 +115,7 @@ const MAX_REQUEST: usize = 1024;
 
 /// One line, read a byte at a time: what follows it is a tunnel's and
 /// must stay in the stream.
-pub(super) async fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
+pub(crate) async fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < MAX_REQUEST {

@@ -59,6 +59,13 @@ impl UdpFlows {
         self.by_source.keys().filter(|(t, _)| *t == tunnel).count()
     }
 
+    /// Each client flow: its id, its tunnel line and its local source.
+    pub fn sources(&self) -> impl Iterator<Item = (ConnId, usize, SocketAddr)> + '_ {
+        self.by_source
+            .iter()
+            .map(|((tunnel, source), conn)| (*conn, *tunnel, *source))
+    }
+
     /// A client listener's datagram: into its source's flow, or the first
     /// of a new flow to `open`'s server and target (numbered from the
     /// driver's connection counter).
@@ -141,10 +148,7 @@ impl UdpFlows {
         let Some(flow) = self.flows.get(&conn) else {
             return;
         };
-        let sent = match flow.source {
-            Some((_, source)) => flow.socket.try_send_to(bytes, source),
-            None => flow.socket.try_send(bytes),
-        };
+        let sent = send_now(&flow.socket, bytes, flow.source.map(|(_, source)| source));
         if let Err(error) = sent {
             if let Some(times) = self.unsent.hit(now) {
                 debug!(conn, %error, times, "datagram from the friend not handed on");
@@ -244,4 +248,43 @@ pub(super) async fn bind_to(target: &str) -> Result<UdpSocket, Refusal> {
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     Ok(socket)
+}
+
+/// Sends with one system call, whatever tokio last saw of the socket's
+/// readiness: a target socket made an instant ago has not been seen
+/// writable yet, and tokio's own `try_send` would drop the flow's first
+/// datagram for that although the kernel has room.
+fn send_now(socket: &UdpSocket, bytes: &[u8], to: Option<SocketAddr>) -> std::io::Result<usize> {
+    let socket = socket2::SockRef::from(socket);
+    match to {
+        Some(addr) => socket.send_to(bytes, &addr.into()),
+        None => socket.send(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_made_an_instant_ago_sends_at_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = target.local_addr().unwrap();
+            let connected = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            connected.connect(to).await.unwrap();
+            assert_eq!(send_now(&connected, b"first", None).unwrap(), 5);
+            let unconnected = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            assert_eq!(send_now(&unconnected, b"second", Some(to)).unwrap(), 6);
+            let mut buf = [0u8; 16];
+            let (n, _) = target.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"first");
+            let (n, _) = target.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"second");
+        });
+    }
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::id::{PublicKey, ToxId};
+use crate::proto::tunnel::control::Transport;
+use crate::proto::ConnId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -14,6 +16,21 @@ pub struct Snapshot {
     pub friends: Vec<FriendSnapshot>,
     pub counters: Counters,
     pub datagrams_dropped: DatagramCounts,
+    /// Tunnels open now (a UDP tunnel's flows each count), oldest first.
+    pub connections: Vec<ConnectionSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionSnapshot {
+    pub conn: ConnId,
+    pub friend: PublicKey,
+    pub target: String,
+    pub transport: Transport,
+    pub age: Duration,
+    /// From the friend, to our local side.
+    pub bytes_in: u64,
+    /// From our local side, to the friend.
+    pub bytes_out: u64,
 }
 
 /// Datagrams of UDP tunnels this node dropped, since it started.

@@ -307,6 +307,10 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        // A failed test shows what each of its nodes said.
+        if std::thread::panicking() {
+            eprintln!("--- log of {} ---\n{}", self.name, self.log_text());
+        }
     }
 }
 

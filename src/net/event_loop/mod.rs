@@ -364,16 +364,14 @@ impl EventLoop {
             Command::LocalConnection { tunnel, stream } => {
                 let spec = &self.ctx.tunnels[tunnel];
                 let (server, target, name) = (spec.server, spec.target(), spec.name.clone());
-                let peer = stream
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
+                let peer = stream.peer_addr().ok();
                 let conn = self.new_conn(Some(LocalStream::tcp(stream)));
                 if let Some(entry) = self.conns.get_mut(&conn) {
                     entry.tunnel = Some(tunnel);
+                    entry.source = peer;
                 }
                 // The core logs the opening, or the refusal at a rate.
-                debug!(conn, tunnel = %name, %peer, %target, "local connection");
+                debug!(conn, tunnel = %name, ?peer, %target, "local connection");
                 self.core.open(now, conn, server, target, Transport::Tcp);
             }
             Command::Listening { tunnel, local } => {
@@ -466,7 +464,8 @@ impl EventLoop {
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
                 let tunnels = self.tunnel_statuses();
                 let snapshot = self.core.snapshot(now);
-                let _ = reply.send(crate::status::Status::new(&snapshot, udp, tunnels));
+                let ends = self.local_ends();
+                let _ = reply.send(crate::status::Status::new(&snapshot, udp, tunnels, &ends));
             }
             Command::Forget { friend, reply } => {
                 let _ = reply.send(self.forget(now, friend));

@@ -1,12 +1,14 @@
 //! What the control socket asks the event loop: the tunnel lines for
 //! `status`, and `forget`.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::EventLoop;
 use crate::friends_file;
 use crate::id::PublicKey;
-use crate::status::TunnelStatus;
+use crate::proto::ConnId;
+use crate::status::{LocalEnd, TunnelStatus};
 
 impl EventLoop {
     /// Each tunnel line, where it listens and what it holds now.
@@ -35,6 +37,33 @@ impl EventLoop {
                 }
             })
             .collect()
+    }
+
+    /// Which tunnel line each local connection and flow came in on, and
+    /// from where.
+    pub(super) fn local_ends(&self) -> BTreeMap<ConnId, LocalEnd> {
+        let name = |index: usize| self.ctx.tunnels.get(index).map(|s| s.name.clone());
+        let streams = self.conns.iter().filter_map(|(conn, c)| {
+            let tunnel = name(c.tunnel?)?;
+            Some((
+                *conn,
+                LocalEnd {
+                    tunnel,
+                    source: c.source,
+                },
+            ))
+        });
+        let flows = self.flows.sources().filter_map(|(conn, index, source)| {
+            let tunnel = name(index)?;
+            Some((
+                conn,
+                LocalEnd {
+                    tunnel,
+                    source: Some(source),
+                },
+            ))
+        });
+        streams.chain(flows).collect()
     }
 
     /// `toxtun forget`: out of the running node and out of the friends file.

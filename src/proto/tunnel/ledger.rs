@@ -12,6 +12,7 @@ use super::link::ConnId;
 use super::Core;
 use crate::id::PublicKey;
 use crate::proto::reason::CloseReason;
+use crate::proto::snapshot::ConnectionSnapshot;
 
 pub struct Entry {
     pub friend: PublicKey,
@@ -54,6 +55,25 @@ impl Core {
         if let Some(entry) = self.ledger.get_mut(&conn) {
             entry.bytes_out += bytes as u64;
         }
+    }
+
+    /// Every tunnel open now, oldest first.
+    pub(super) fn connection_snapshots(&self, now: Instant) -> Vec<ConnectionSnapshot> {
+        let mut open: Vec<ConnectionSnapshot> = self
+            .ledger
+            .iter()
+            .map(|(conn, e)| ConnectionSnapshot {
+                conn: *conn,
+                friend: e.friend,
+                target: e.target.clone(),
+                transport: e.transport,
+                age: now.saturating_duration_since(e.since),
+                bytes_in: e.bytes_in,
+                bytes_out: e.bytes_out,
+            })
+            .collect();
+        open.sort_by_key(|c| std::cmp::Reverse(c.age));
+        open
     }
 
     /// The tunnel's one line at its end; `opening` is the friend and

@@ -216,6 +216,7 @@ impl Core {
             friends,
             counters: self.net.counters(),
             datagrams_dropped: self.datagram_drops.counts(),
+            connections: self.connection_snapshots(now),
         }
     }
 
