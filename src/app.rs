@@ -240,6 +240,7 @@ fn serve(
     load: &dyn Fn() -> Result<Settings, String>,
 ) -> Result<(), String> {
     crate::log_sink::log_to(settings.node.log_file.as_deref())?;
+    crate::log_sink::apply_level(settings.node.log_level);
     let control_path = crate::net::control::socket_path(&settings.node.key_file);
     // A client on a key whose node runs hands its connections to that node
     // instead of starting a second one on the same identity.

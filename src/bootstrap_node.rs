@@ -11,6 +11,7 @@ use crate::signals::Signals;
 
 pub fn run(settings: Settings) -> Result<(), String> {
     crate::log_sink::log_to(settings.node.log_file.as_deref())?;
+    crate::log_sink::apply_level(settings.node.log_level);
     let (identity, _) =
         crate::key_file::load_or_create(&settings.node.key_file).map_err(|e| e.to_string())?;
     println!("{}", identity.id());

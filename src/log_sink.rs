@@ -1,5 +1,6 @@
-//! Where log lines go: standard error, or `[node] log_file` for those
-//! without a journal. The file is opened again on SIGHUP, so logrotate
+//! Where log lines go and which: standard error, or `[node] log_file` for
+//! those without a journal, at `[node] log_level` unless the command line
+//! chose a level. The file is opened again on SIGHUP, so logrotate
 //! can rename it and signal (its usual `postrotate` convention) without
 //! losing a line or copying the file.
 
@@ -7,7 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 struct OpenLog {
     path: PathBuf,
@@ -71,6 +74,71 @@ pub fn reopen() -> Result<(), String> {
         open.file = open_for_append(&open.path)?;
     }
     Ok(())
+}
+
+/// What changes the running filter: the subscriber's reload handle.
+pub type LevelHandle = reload::Handle<EnvFilter, Registry>;
+
+/// The handle, and whether the command line or RUST_LOG fixed the level
+/// (then the config's `log_level` is not applied).
+static LEVEL: OnceLock<(LevelHandle, bool)> = OnceLock::new();
+
+pub fn filter_for(level: &str) -> EnvFilter {
+    EnvFilter::new(format!("toxtun={level}"))
+}
+
+pub fn keep_level_handle(handle: LevelHandle, fixed: bool) {
+    let _ = LEVEL.set((handle, fixed));
+}
+
+/// Applies the config's `log_level` (None: info), unless the command line
+/// or the environment chose one; true when the level changed.
+pub fn apply_level(level: Option<LogLevel>) -> bool {
+    let Some((handle, false)) = LEVEL.get() else {
+        return false;
+    };
+    let wanted = level.unwrap_or(LogLevel::Info);
+    let current = handle.with_current(|f| f.to_string()).unwrap_or_default();
+    let filter = filter_for(wanted.name());
+    if current == filter.to_string() {
+        return false;
+    }
+    handle.reload(filter).is_ok()
+}
+
+/// `[node] log_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "error" => Ok(LogLevel::Error),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            "trace" => Ok(LogLevel::Trace),
+            _ => Err(format!(
+                "'{value}' is not a level: error, warn, info, debug or trace"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
 }
 
 /// Removes terminal colour sequences (ESC [ parameters letter).

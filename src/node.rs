@@ -86,7 +86,17 @@ pub fn start_node(
         once,
     };
     let settings = settings.clone();
-    let make_node = move || build_node(&settings, mode, identity, accept_requests, remembered);
+    let udp_addr = socket.local_addr().ok();
+    let make_node = move || {
+        build_node(
+            &settings,
+            mode,
+            identity,
+            accept_requests,
+            remembered,
+            udp_addr,
+        )
+    };
     let handle = event_loop::spawn(socket, make_node, ctx)
         .map_err(|e| format!("cannot start event loop: {e}"))?;
     info!(udp = %handle.local_addr, ?mode, "node listening");
@@ -99,6 +109,7 @@ fn build_node(
     identity: Arc<Identity>,
     accept_requests: bool,
     remembered: Vec<crate::id::PublicKey>,
+    udp_addr: Option<SocketAddr>,
 ) -> Core {
     let config = FriendNetConfig {
         keepalive: settings.node.keepalive,
@@ -113,6 +124,9 @@ fn build_node(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut net = FriendNet::new(identity, config, now, unix_now, rand::random());
+    if let Some(addr) = udp_addr {
+        net.set_udp_addr(addr);
+    }
     net.set_names(
         settings
             .friend_names

@@ -46,6 +46,10 @@ impl Running {
         for warning in &new.warnings {
             warn!("{warning}");
         }
+        if crate::log_sink::apply_level(new.node.log_level) {
+            let level = new.node.log_level.map_or("info", |l| l.name());
+            info!(level, "log level changed");
+        }
         if new.node.log_file != self.settings.node.log_file {
             if let Err(e) = crate::log_sink::log_to(new.node.log_file.as_deref()) {
                 error!("{e}; the log stays where it was");

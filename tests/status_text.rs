@@ -101,6 +101,35 @@ fn status_shows_tables_with_ports_and_last_seen() {
     assert_eq!(connection["bytes_out"], 4, "{json}");
 }
 
+/// The server answered the handshake: it knows the round trip from that,
+/// before any tunnel carried a byte.
+#[test]
+fn the_answering_side_knows_the_round_trip_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client_config) =
+        loopback_pair(dir.path(), FAST, "t = 127.0.0.1:0:127.0.0.1:9:{id}\n");
+    let _client = Node::start("client", &client_config, "client");
+    server.wait_for(&["friend online"], WAIT);
+    let server_config = client_config.with_file_name("server.ini");
+    let out = toxtun(&["-c", server_config.to_str().unwrap(), "status"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let client_row = text
+        .lines()
+        .skip_while(|l| !l.starts_with("FRIEND  "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no friend row:\n{text}"));
+    let cells: Vec<&str> = client_row
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert!(
+        cells[5].ends_with(" ms"),
+        "server-side RTT {:?}:\n{text}",
+        cells[5]
+    );
+}
+
 #[test]
 fn check_says_what_a_config_would_do_or_which_line_is_wrong() {
     let dir = tempfile::tempdir().unwrap();

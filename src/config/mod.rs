@@ -10,14 +10,14 @@ use ini::{Ini, ParseOption};
 
 mod flags;
 mod kcp;
+mod sections;
 mod values;
 
-use values::{
-    parse_allow_rule, parse_bootstrap, parse_listen, parse_positive, parse_service, split_list,
-};
+use values::parse_service;
 pub use values::{parse_duration, parse_flag, resolve};
 
 use crate::id::{PeerRef, ToxId};
+use crate::log_sink::LogLevel;
 use crate::net::proxy::Proxy;
 use crate::proto::address::HostPort;
 use crate::proto::tunnel::allow::AllowRule;
@@ -76,6 +76,8 @@ pub struct NodeSettings {
     pub proxy: ProxySetting,
     /// Log lines go here (appended) instead of standard error.
     pub log_file: Option<PathBuf>,
+    /// None: info, or what -v, -q or RUST_LOG say.
+    pub log_level: Option<LogLevel>,
 }
 
 /// `[node] proxy`: a URL, `none`, or left out (the environment's).
@@ -141,6 +143,7 @@ impl Settings {
                 friend_timeout: Duration::from_secs(45),
                 lan_discovery: true,
                 log_file: None,
+                log_level: None,
                 psk: [0; 32],
                 proxy: ProxySetting::FromEnvironment,
             },
@@ -280,150 +283,6 @@ impl Settings {
             .validate()
             .map_err(|e| ConfigError(format!("{}: [kcp]: {e}", path.display())))?;
         Ok(settings)
-    }
-
-    fn node_key(
-        &mut self,
-        r: &Reader,
-        base: &Path,
-        key: &str,
-        value: &str,
-    ) -> Result<bool, ConfigError> {
-        let err = |e: String| r.error("node", key, e);
-        match key {
-            "key_file" => {
-                if value.is_empty() {
-                    return Err(err("empty path".into()));
-                }
-                let path = base.join(value);
-                if let Some(dir) = missing_directory(&path) {
-                    return Err(err(format!(
-                        "directory {} does not exist: a key file there would be a new \
-                         identity, with a new ID; create the directory or fix the path",
-                        dir.display()
-                    )));
-                }
-                self.node.key_file = path;
-            }
-            "log_file" if value.is_empty() => self.node.log_file = None,
-            "log_file" => {
-                let path = base.join(value);
-                if let Some(dir) = missing_directory(&path) {
-                    return Err(err(format!(
-                        "directory {} does not exist; create it or fix the path",
-                        dir.display()
-                    )));
-                }
-                self.node.log_file = Some(path);
-            }
-            "listen" => self.node.listen = Some(parse_listen(value).map_err(err)?),
-            // Repeated lines add to the list rather than replace it.
-            "bootstrap" => {
-                for entry in split_list(value) {
-                    self.node
-                        .bootstrap
-                        .push(parse_bootstrap(entry).map_err(err)?);
-                }
-            }
-            "keepalive" => self.node.keepalive = parse_duration(value).map_err(err)?,
-            "friend_timeout" => self.node.friend_timeout = parse_duration(value).map_err(err)?,
-            "lan_discovery" => self.node.lan_discovery = parse_flag(value).map_err(err)?,
-            "proxy" => self.node.proxy = ProxySetting::parse(value).map_err(err)?,
-            "psk" if value.is_empty() => self.node.psk = [0; 32],
-            "psk" => {
-                let wrong = || {
-                    err(format!(
-                        "must be 64 hex digits (32 bytes), the same on both sides, \
-                         e.g. from `openssl rand -hex 32`; found {} characters{}",
-                        value.len(),
-                        if value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                            ""
-                        } else {
-                            ", not all hex digits"
-                        }
-                    ))
-                };
-                let bytes = hex::decode(value).map_err(|_| wrong())?;
-                self.node.psk = bytes.try_into().map_err(|_| wrong())?;
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    fn server_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
-        let err = |e: String| r.error("server", key, e);
-        match key {
-            // Added to what [friends] gave, whichever section came first.
-            "friends" => {
-                let listed: Vec<PeerRef> = split_list(value)
-                    .map(|item| {
-                        item.parse::<PeerRef>()
-                            .map_err(|e| format!("'{item}': {e}"))
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(err)?;
-                self.server.friends.extend(listed);
-            }
-            "allow" => {
-                self.server.allow = split_list(value)
-                    .map(parse_allow_rule)
-                    .collect::<Result<_, _>>()
-                    .map_err(err)?
-            }
-            "connect_timeout" => {
-                self.server.connect_timeout = parse_duration(value).map_err(err)?
-            }
-            "max_friends" => self.server.max_friends = parse_positive(value).map_err(err)?,
-            // The Go toxtun's example config names its server; accepted as a label.
-            "name" => {}
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    fn tunnel_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
-        let err = |e: String| r.error("tunnel", key, e);
-        match key {
-            "open_timeout" => self.tunnel.open_timeout = parse_duration(value).map_err(err)?,
-            "idle_timeout" => self.tunnel.idle_timeout = parse_duration(value).map_err(err)?,
-            "udp_idle_timeout" => {
-                self.tunnel.udp_idle_timeout = parse_duration(value).map_err(err)?
-            }
-            "max_tunnels_per_friend" => {
-                self.tunnel.max_tunnels_per_friend = parse_positive(value).map_err(err)?
-            }
-            "buffer_per_friend" => {
-                let bytes = parse_positive(value).map_err(err)?;
-                if bytes < MIN_BUFFER_PER_FRIEND {
-                    return Err(err(format!(
-                        "{bytes} is below the minimum of {MIN_BUFFER_PER_FRIEND} bytes"
-                    )));
-                }
-                self.tunnel.buffer_per_friend = bytes
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    fn bootstrap_key(&mut self, r: &Reader, key: &str, value: &str) -> Result<bool, ConfigError> {
-        let number = || {
-            value.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                r.error(
-                    "bootstrap",
-                    key,
-                    format!("'{value}' is not a positive number of bytes"),
-                )
-            })
-        };
-        match key {
-            "relay_rate" => self.bootstrap.relay_rate = number()?,
-            "relay_burst" => self.bootstrap.relay_burst = number()?,
-            "max_nodes" => self.bootstrap.max_nodes = number()? as usize,
-            _ => return Ok(false),
-        }
-        Ok(true)
     }
 
     fn check_listen_ports(&self, r: &Reader) -> Result<(), ConfigError> {

@@ -1,5 +1,5 @@
 //! Sockets for LAN discovery: the shared listening socket on the LAN port,
-//! and the broadcast address of every interface that has one.
+//! and where a query goes out on each interface.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
@@ -20,16 +20,96 @@ pub fn bind() -> std::io::Result<UdpSocket> {
 
 /// An IPv4 interface that is up and not loopback.
 struct Interface {
+    name: String,
+    index: u32,
     addr: Ipv4Addr,
     broadcast: Option<Ipv4Addr>,
 }
 
-/// Broadcast addresses of the IPv4 interfaces that are up and not loopback.
-pub fn broadcast_addrs() -> Vec<Ipv4Addr> {
+/// Where a LAN query goes out on one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroadcastTarget {
+    /// The interface's own broadcast address.
+    Directed(Ipv4Addr),
+    /// An interface with no broadcast address (one added without `brd`):
+    /// the limited broadcast address, sent out through that interface from
+    /// its address, since the routing table alone would pick one interface
+    /// for 255.255.255.255, or none.
+    Limited {
+        interface: String,
+        index: u32,
+        source: Ipv4Addr,
+    },
+}
+
+/// Where LAN queries go: one target per IPv4 interface that is up and not
+/// loopback.
+pub fn broadcast_targets() -> Vec<BroadcastTarget> {
     interfaces()
         .into_iter()
-        .filter_map(|i| i.broadcast)
+        .map(|i| match i.broadcast {
+            Some(broadcast) => BroadcastTarget::Directed(broadcast),
+            None => BroadcastTarget::Limited {
+                interface: i.name,
+                index: i.index,
+                source: i.addr,
+            },
+        })
         .collect()
+}
+
+/// Sends `payload` to 255.255.255.255:`port` out of interface `index`,
+/// from `source`, with one system call on the non-blocking socket `fd`.
+pub fn send_limited(
+    fd: std::os::fd::RawFd,
+    payload: &[u8],
+    port: u16,
+    index: u32,
+    source: Ipv4Addr,
+) -> std::io::Result<()> {
+    let dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::BROADCAST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let info = libc::in_pktinfo {
+        ipi_ifindex: index as libc::c_int,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(source).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    // Room for one cmsghdr with an in_pktinfo, aligned as cmsghdr needs.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the
+    // sendmsg call, and the control buffer is large enough for the one
+    // cmsg written into it (CMSG_SPACE of in_pktinfo is 32 bytes of 64).
+    unsafe {
+        let mut header: libc::msghdr = std::mem::zeroed();
+        header.msg_name = &dst as *const libc::sockaddr_in as *mut libc::c_void;
+        header.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen =
+            libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::IPPROTO_IP;
+        (*cmsg).cmsg_type = libc::IP_PKTINFO;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>(), info);
+        if libc::sendmsg(fd, &header, 0) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Addresses of the IPv4 interfaces that are up and not loopback: where a
@@ -68,12 +148,19 @@ fn interfaces() -> Vec<Interface> {
             let Some(addr) = ipv4(ifa.ifa_addr) else {
                 continue;
             };
+            // Without `brd`, getifaddrs gives the address itself here.
             let broadcast = if has_broadcast {
-                ipv4(ifa.ifa_ifu)
+                ipv4(ifa.ifa_ifu).filter(|b| !b.is_unspecified() && *b != addr)
             } else {
                 None
             };
-            found.push(Interface { addr, broadcast });
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
+            found.push(Interface {
+                name: name.to_string_lossy().into_owned(),
+                index: libc::if_nametoindex(ifa.ifa_name),
+                addr,
+                broadcast,
+            });
         }
     }
     // SAFETY: `list` came from getifaddrs and is freed once.

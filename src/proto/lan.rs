@@ -43,6 +43,28 @@ pub fn here(key: &PublicKey) -> Vec<u8> {
     packet(HERE, key)
 }
 
+/// Where a probe carries its sender's instance number, in what is
+/// otherwise padding (so nodes that do not know probes read a query).
+const INSTANCE: std::ops::Range<usize> = 37..45;
+
+/// A query for the sender's own key, carrying the number of the running
+/// process: the sender knows its own probe when it comes back, and any
+/// other node on the same key answers it, so two nodes on one key are
+/// found out.
+pub fn probe(key: &PublicKey, instance: u64) -> Vec<u8> {
+    let mut out = query(key);
+    out[INSTANCE].copy_from_slice(&instance.to_le_bytes());
+    out
+}
+
+/// The instance number a probe carries; 0 for a plain query.
+pub fn instance_of(bytes: &[u8]) -> u64 {
+    bytes
+        .get(INSTANCE)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
 pub fn parse(bytes: &[u8]) -> Option<Lan> {
     if bytes.len() != LEN || &bytes[1..5] != MAGIC {
         return None;
@@ -73,5 +95,14 @@ mod tests {
         let mut bad_kind = here(&key);
         bad_kind[0] = 99;
         assert_eq!(parse(&bad_kind), None);
+    }
+
+    #[test]
+    fn a_probe_is_a_query_that_carries_its_instance() {
+        let key = PublicKey([7; 32]);
+        let probe = probe(&key, 0x0102_0304_0506_0708);
+        assert_eq!(parse(&probe), Some(Lan::Query(key)));
+        assert_eq!(instance_of(&probe), 0x0102_0304_0506_0708);
+        assert_eq!(instance_of(&query(&key)), 0);
     }
 }

@@ -109,6 +109,16 @@ pub struct LanWorld {
 
 impl LanWorld {
     pub fn new() -> LanWorld {
+        Self::build(true)
+    }
+
+    /// Its hosts' addresses added without `brd`: interfaces that have no
+    /// broadcast address.
+    pub fn without_broadcast() -> LanWorld {
+        Self::build(false)
+    }
+
+    fn build(broadcast: bool) -> LanWorld {
         let prefix = unique_prefix();
         let world = LanWorld {
             switch: format!("{prefix}sw"),
@@ -144,7 +154,10 @@ impl LanWorld {
                 "netns",
                 &world.switch,
             ]);
-            in_ns(host, &["ip", "addr", "add", ip, "brd", "+", "dev", &nic]);
+            match broadcast {
+                true => in_ns(host, &["ip", "addr", "add", ip, "brd", "+", "dev", &nic]),
+                false => in_ns(host, &["ip", "addr", "add", ip, "dev", &nic]),
+            }
             in_ns(host, &["ip", "link", "set", &nic, "up"]);
             in_ns(
                 &world.switch,

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 mod queries;
+mod sending;
 
 use super::command::{Command, TargetSocket};
 use super::conn::{Conn, Delivered, Drained};
@@ -29,7 +30,7 @@ use super::udp_flows::UdpFlows;
 use crate::friends_file;
 use crate::id::PeerRef;
 use crate::proto::tunnel::control::Transport;
-use crate::proto::{ConnId, Core, Dest, Event};
+use crate::proto::{ConnId, Core, Event};
 use crate::tunnel_spec::TunnelSpec;
 
 const MAX_DATAGRAM: usize = 65536;
@@ -41,7 +42,7 @@ const RECV_CALLS: usize = 2;
 const COMMAND_QUEUE: usize = 1024;
 /// Datagrams gathered before a send: enough for every message of a batch
 /// to carry a full run.
-const SEND_QUEUE: usize = 1024;
+pub(super) const SEND_QUEUE: usize = 1024;
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct LoopHandle {
@@ -240,92 +241,6 @@ impl EventLoop {
                 Err(_) => continue,
             }
         }
-    }
-
-    async fn send_transmits(&mut self) {
-        let mut plain: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-        // Only the first call flushes, and that is the one `now` is for.
-        let now = Instant::now();
-        while let Some(transmit) = self.core.poll_transmit(now) {
-            let dst = match (transmit.dst, transmit.ttl) {
-                (Dest::Unicast(dst), None) => {
-                    if !self.links.send(&dst, &transmit.payload) {
-                        plain.push((dst, transmit.payload));
-                        if plain.len() == SEND_QUEUE {
-                            self.send_batch(&mut plain).await;
-                        }
-                    }
-                    continue;
-                }
-                (dst, _) => dst,
-            };
-            // Keep the order: what was queued before goes first.
-            self.send_batch(&mut plain).await;
-            match dst {
-                Dest::LanBroadcast(port) => {
-                    for broadcast in super::lan::broadcast_addrs() {
-                        let dst = SocketAddr::from((broadcast, port));
-                        if let Err(e) = self.socket.send_to(&transmit.payload, dst).await {
-                            debug!(%dst, error = %e, "LAN query not sent");
-                        }
-                    }
-                }
-                Dest::Unicast(dst) => {
-                    self.send_with_ttl(dst, &transmit.payload, transmit.ttl)
-                        .await
-                }
-            }
-        }
-        self.send_batch(&mut plain).await;
-    }
-
-    /// One datagram with its own IP TTL (hole punching); the socket's
-    /// default is put back after.
-    async fn send_with_ttl(&mut self, dst: SocketAddr, payload: &[u8], ttl: Option<u32>) {
-        let default_ttl = match ttl {
-            Some(ttl) => self
-                .socket
-                .ttl()
-                .ok()
-                .filter(|_| self.socket.set_ttl(ttl).is_ok()),
-            None => None,
-        };
-        if let Err(e) = self.socket.send_to(payload, dst).await {
-            debug!(%dst, error = %e, "send failed");
-        }
-        if let Some(ttl) = default_ttl {
-            let _ = self.socket.set_ttl(ttl);
-        }
-    }
-
-    /// Sends and empties `queue` with as few system calls as the socket
-    /// allows.
-    async fn send_batch(&mut self, queue: &mut Vec<(SocketAddr, Vec<u8>)>) {
-        let fd = self.socket.as_raw_fd();
-        let datagrams: Vec<(SocketAddr, &[u8])> = queue
-            .iter()
-            .map(|(dst, payload)| (*dst, payload.as_slice()))
-            .collect();
-        let mut sent = 0;
-        while sent < datagrams.len() {
-            let rest = &datagrams[sent..];
-            let sender = &mut self.sender;
-            match self
-                .socket
-                .async_io(Interest::WRITABLE, || sender.send(fd, rest))
-                .await
-            {
-                Ok(n) => sent += n.max(1),
-                Err(e) => {
-                    // A datagram the kernel refuses (no route, say) must not
-                    // hold back the ones behind it.
-                    debug!(dst = %rest[0].0, error = %e, "send failed");
-                    sent += 1;
-                }
-            }
-        }
-        drop(datagrams);
-        queue.clear();
     }
 
     /// `--once`: the first connection (and any that came with it) is over.

@@ -52,6 +52,8 @@ pub struct Confirming {
     pub instance: u64,
     /// The initiator holds no tunnels with us.
     pub fresh: bool,
+    /// When we answered: the confirmation comes a round trip later.
+    pub answered_at: Instant,
 }
 
 /// Which slot a session index was found in.

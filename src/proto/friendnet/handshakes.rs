@@ -186,6 +186,7 @@ impl FriendNet {
             route: from,
             instance: payload.instance,
             fresh: payload.fresh,
+            answered_at: now,
         });
         let mut packet = wire::response_body(local_index, sender, &message);
         let mac = handshake::mac1(&handshake::mac1_key(&responding.remote_noise), &packet);
@@ -244,6 +245,9 @@ impl FriendNet {
             };
             friend.keys.remote_instance = Some(confirming.instance);
             friend.path.note(confirming.route, now, Evidence::Other);
+            // The responder's round trip: the initiator confirms as soon as
+            // our answer reaches it.
+            friend.stats.rtt = Some(now.saturating_duration_since(confirming.answered_at));
         }
         let Some(friend) = self.friends.get_mut(&key) else {
             return;

@@ -159,6 +159,7 @@ pub struct FriendNet {
     scratch: Vec<u8>,
     discovery: Discovery,
     lan_answers: TokenBucket,
+    self_probe: lan_discovery::SelfProbe,
     /// Our record as HELLO_REPLY carries it: signed once, sent to anyone.
     hello_record: Vec<u8>,
     hello_limit: SourceLimit,
@@ -211,6 +212,7 @@ impl FriendNet {
                 lan_discovery::ANSWERS_PER_SECOND,
                 now,
             ),
+            self_probe: lan_discovery::SelfProbe::new(now),
             hello_record,
             hello_limit: SourceLimit::new(HELLO_RATES, now),
             guess_limit: SourceLimit::new(GUESS_RATES, now),
@@ -309,10 +311,14 @@ impl FriendNet {
 
     /// When `handle_timeout` must next be called; None: only input wakes it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.next_friend_deadline(), self.discovery.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_friend_deadline(),
+            self.discovery.next_deadline(),
+            self.self_probe_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Call when the time `poll_timeout` named has come (earlier is harmless).
@@ -320,6 +326,7 @@ impl FriendNet {
         if self.discovery.next_deadline().is_some_and(|t| t <= now) {
             self.discovery_timers(now);
         }
+        self.probe_for_own_key(now);
         self.reschedule_touched();
         for key in self.friends.take_due(now) {
             self.run_friend_timers(now, key);
