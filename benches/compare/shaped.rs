@@ -36,7 +36,17 @@ pub struct ShapedColumn {
 
 pub const SUBJECTS: [&str; 3] = ["direct TCP", "toxtun", "kcptun"];
 
-/// One column per subject, in `SUBJECTS` order.
+/// Whether subject `index` is measured: all of them, unless `only=` names
+/// some by their first word (`only=toxtun`, `only=direct,toxtun`).
+fn chosen(index: usize) -> bool {
+    let first_word = |name: &str| name.split(' ').next().unwrap_or("").to_lowercase();
+    std::env::args()
+        .find_map(|a| a.strip_prefix("only=").map(str::to_string))
+        .is_none_or(|only| only.split(',').any(|n| n == first_word(SUBJECTS[index])))
+}
+
+/// One column per subject, in `SUBJECTS` order (left at zero for those
+/// `only=` leaves out).
 pub fn measure_rate(rate_mbit: u64) -> Vec<ShapedColumn> {
     let mut columns = vec![ShapedColumn::default(); SUBJECTS.len()];
     {
@@ -45,7 +55,7 @@ pub fn measure_rate(rate_mbit: u64) -> Vec<ShapedColumn> {
         let targets = within(&world.host_a, || {
             (endless_source(), echo_server_at("0.0.0.0:0"))
         });
-        for (i, column) in columns.iter_mut().enumerate() {
+        for (i, column) in columns.iter_mut().enumerate().filter(|(i, _)| chosen(*i)) {
             eprintln!("  {rate_mbit} Mbit/s, {}...", SUBJECTS[i]);
             let subject = start(i, &world, targets);
             let (source, echo) = (subject.entries[0], subject.entries[1]);
@@ -74,7 +84,7 @@ pub fn measure_rate(rate_mbit: u64) -> Vec<ShapedColumn> {
     let targets = within(&world.host_a, || {
         (endless_source(), echo_server_at("0.0.0.0:0"))
     });
-    for (i, column) in columns.iter_mut().enumerate() {
+    for (i, column) in columns.iter_mut().enumerate().filter(|(i, _)| chosen(*i)) {
         eprintln!(
             "  {rate_mbit} Mbit/s with {LOSS_PERCENT}% loss, {}...",
             SUBJECTS[i]
