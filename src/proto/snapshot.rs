@@ -100,6 +100,9 @@ pub struct CongestionSnapshot {
     /// Bytes a second the path is estimated to deliver.
     pub bandwidth: Option<f64>,
     pub min_rtt: Option<Duration>,
+    /// The lowest round trip of the last rounds: above the path's while a
+    /// queue stays at the bottleneck.
+    pub recent_rtt: Option<Duration>,
     pub pacing_rate: Option<f64>,
     /// Bytes that may be in flight, and that are.
     pub window: u64,

@@ -227,7 +227,7 @@ impl Link {
     pub fn new_channel_pipe(&self, conv: u32, settings: &KcpSettings, now_ms: u32) -> Pipe {
         let mut kcp = new_pipe(conv, settings, &self.outbox, now_ms);
         let _ = kcp.set_mtu(self.mtu);
-        let share = self.window_share(settings, 1 + self.busy_instances());
+        let share = self.window_share(settings, true);
         kcp.set_wndsize(share, settings.receive_window);
         kcp
     }
@@ -245,25 +245,28 @@ impl Link {
         }
     }
 
-    /// Instances with something to send.
-    fn busy_instances(&self) -> usize {
-        let control = usize::from(self.control.wait_snd() > 0);
-        control
-            + self
-                .channels
-                .values()
-                .filter(|c| c.kcp.wait_snd() > 0)
-                .count()
-    }
-
     /// Each busy instance's part of the path's window, in segments: never
-    /// more than configured, never so little that a loss stalls it.
-    fn window_share(&self, settings: &KcpSettings, busy: usize) -> u16 {
+    /// more than configured, never so little that a loss stalls it;
+    /// `joining` counts one more instance that may want it all (a new
+    /// channel). The window is shared max-min fairly: an instance that
+    /// needs less than an equal part (an interactive tunnel with a segment
+    /// or two waiting) has what it needs, and the others split the rest.
+    /// Split equally, an echo beside a download held the download to half
+    /// the window, and the model, measuring half the path, shrank to a
+    /// sixth of it.
+    fn window_share(&self, settings: &KcpSettings, joining: bool) -> u16 {
         let Some(path) = &self.path else {
             return settings.send_window;
         };
         let segment = (self.mtu.saturating_sub(KCP_HEADER)).max(1) as u64;
-        let share = path.model().cwnd() / segment / busy.max(1) as u64;
+        let mut demands: Vec<u64> = std::iter::once(&self.control)
+            .chain(self.channels.values().map(|c| &c.kcp))
+            .map(|kcp| kcp.wait_snd() as u64)
+            .filter(|&waiting| waiting > 0)
+            .chain(joining.then_some(u64::MAX))
+            .collect();
+        demands.sort_unstable();
+        let share = water_level(path.model().cwnd() / segment, &demands);
         share.clamp(MIN_WINDOW_SHARE, settings.send_window as u64) as u16
     }
 
@@ -272,7 +275,7 @@ impl Link {
     /// counts those in its window until the hole is filled, and without
     /// them each loss would stall the channel for a round trip.
     pub fn share_window(&mut self, settings: &KcpSettings) {
-        let share = self.window_share(settings, self.busy_instances());
+        let share = self.window_share(settings, false);
         let receive = settings.receive_window;
         let path = &self.path;
         let window = |conv: u32| {
@@ -300,6 +303,7 @@ impl Link {
             phase: model.phase().name(),
             bandwidth: model.bandwidth(),
             min_rtt: model.min_rtt(),
+            recent_rtt: model.recent_round_trip(),
             pacing_rate: model.pacing_rate(),
             window: model.cwnd(),
             in_flight: path.in_flight(),
@@ -332,6 +336,40 @@ impl Link {
     }
 }
 
+/// The part of `total` each of the demands (ascending) may take, so that
+/// those below it take what they ask and the rest share what is left
+/// equally: the largest level that fits. With room for every demand, the
+/// whole of `total`: the window is recomputed before every send.
+fn water_level(total: u64, ascending: &[u64]) -> u64 {
+    let mut remaining = total;
+    for (taken, &demand) in ascending.iter().enumerate() {
+        let equal = remaining / (ascending.len() - taken) as u64;
+        if demand > equal {
+            return equal;
+        }
+        remaining -= demand;
+    }
+    total
+}
+
 /// Segments a busy instance may always have in flight: enough for fast
 /// retransmission (two later segments acknowledged) to work.
 const MIN_WINDOW_SHARE: u64 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::water_level;
+
+    #[test]
+    fn an_interactive_channel_takes_what_it_needs_and_a_bulk_one_the_rest() {
+        // An echo with one segment waiting beside a download.
+        assert_eq!(water_level(100, &[1, 5000]), 99);
+        // Two downloads split the window; a third channel's two segments
+        // come off it first.
+        assert_eq!(water_level(100, &[3000, 5000]), 50);
+        assert_eq!(water_level(100, &[2, 3000, 5000]), 49);
+        // Room for everyone: each may take the whole window.
+        assert_eq!(water_level(100, &[3, 10]), 100);
+        assert_eq!(water_level(100, &[]), 100);
+    }
+}

@@ -23,6 +23,11 @@ const STARTUP_GAIN: f64 = 2.885;
 /// one and a half round trips and overflows it. The friend acknowledges
 /// every batch at once, so 1.5 is room enough.
 const CWND_GAIN: f64 = 1.5;
+/// Beside another flow's queue: BBR's gain, over the round trip it makes.
+const CONTESTED_CWND_GAIN: f64 = 2.0;
+/// A queue this much above the path's round trip (or half of it, if
+/// more), in every round of the last ten, is another flow's.
+const CONTESTED_MIN_QUEUE: Duration = Duration::from_millis(10);
 const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// The bandwidth estimate is the highest sample of this many rounds.
 const BANDWIDTH_ROUNDS: u64 = 10;
@@ -278,7 +283,9 @@ impl Bbr {
         // Loss with no queue before the bottleneck is the path's own (a
         // radio, a bad cable): the buffer did not overflow, so the rate
         // was not too high.
-        if !lossy || took.is_zero() || !self.queue_builds() {
+        // Beside another flow's standing queue its losses are ours too,
+        // and a sender that answered them would hand it the line.
+        if !lossy || took.is_zero() || !self.queue_builds() || self.contested() {
             return;
         }
         // Startup overshoots by design (and KCP resends early while its
@@ -401,10 +408,41 @@ impl Bbr {
         self.cycle_started = now;
     }
 
+    /// Whether another flow holds a queue at the bottleneck: every round
+    /// trip of the last rounds waited half the path's own (at least
+    /// 10 ms) more. Alone, the window lets at most half a product queue,
+    /// and each probing cycle drains some of it, so this stays false;
+    /// beside a TCP flow that keeps the buffer full it holds.
+    fn contested(&self) -> bool {
+        let (Some(path), Some(recent)) = (self.min_rtt(), self.recent_rtt.best()) else {
+            return false;
+        };
+        self.filled
+            && self.phase == Phase::ProbeBandwidth
+            && recent > path + (path / 2).max(CONTESTED_MIN_QUEUE)
+    }
+
+    /// The window's gain and the product it multiplies. Contested, the
+    /// window is sized by the round trip the other flow's queue makes, as
+    /// BBR's is: one of the empty path's round trip held the sender below
+    /// its own estimate there, every rate sample fell short of the last,
+    /// and the estimate fell to a tenth of the line.
+    fn window_target(&self) -> (f64, Option<u64>) {
+        if self.contested() {
+            let product = self
+                .bandwidth()
+                .zip(self.recent_round_trip())
+                .map(|(rate, rtt)| (rate * rtt.as_secs_f64()) as u64);
+            return (CONTESTED_CWND_GAIN, product);
+        }
+        let gain = if self.filled { CWND_GAIN } else { STARTUP_GAIN };
+        (gain, self.window_bdp())
+    }
+
     fn grow_cwnd(&mut self, acked: u64) {
         let floor = MIN_CWND_SEGMENTS * self.mss;
-        let gain = if self.filled { CWND_GAIN } else { STARTUP_GAIN };
-        let Some(bdp) = self.window_bdp() else {
+        let (gain, bdp) = self.window_target();
+        let Some(bdp) = bdp else {
             self.cwnd += acked;
             return;
         };
@@ -489,36 +527,54 @@ mod tests {
         assert!(estimate <= 1.25e6 + 1.0, "estimate {estimate}");
     }
 
-    /// Rounds that lose segments and deliver a tenth less: on a path
-    /// with no queue (the round trip stays the path's own) that is the
-    /// path's random loss and the estimate stays; while every round trip
-    /// waits in a queue it is the buffer overflowing, and the estimate
-    /// falls to what the rounds delivered.
+    /// A model probing a 1 MB/s path of 40 ms, then ten rounds at
+    /// `rtt_ms`, then six rounds that lose segments and deliver a tenth
+    /// less.
+    fn after_lossy_rounds(rtt_ms: u64) -> Bbr {
+        let mut clock = (Instant::now(), 0);
+        let mut model = Bbr::new(clock.0, MSS);
+        rounds(&mut model, 1e6, 20, &mut clock);
+        let rtt = Duration::from_millis(rtt_ms);
+        let mut round = |model: &mut Bbr, rate: f64| {
+            let delivered = (rate * rtt.as_secs_f64()) as u64;
+            clock.0 += rtt;
+            clock.1 += delivered;
+            let sample = sample(rate, rtt, clock.1);
+            model.on_ack(clock.0, &sample, delivered, clock.1, 0);
+        };
+        for _ in 0..RECENT_RTT_ROUNDS {
+            round(&mut model, 1e6);
+        }
+        for _ in 0..6 {
+            model.on_loss(5 * MSS as u64);
+            round(&mut model, 0.9e6);
+        }
+        model
+    }
+
+    /// On a path with no queue (the round trip stays the path's own) the
+    /// losses are the path's random loss and the estimate stays; while
+    /// every round trip waits in a queue of our own making it is the
+    /// buffer overflowing, and the estimate falls to what the rounds
+    /// delivered.
     #[test]
     fn only_loss_behind_a_queue_cuts_the_estimate() {
-        let estimate_after_loss = |rtt_ms: u64| {
-            let mut clock = (Instant::now(), 0);
-            let mut model = Bbr::new(clock.0, MSS);
-            rounds(&mut model, 1e6, 20, &mut clock);
-            let rtt = Duration::from_millis(rtt_ms);
-            let mut round = |model: &mut Bbr, rate: f64| {
-                clock.0 += rtt;
-                clock.1 += (rate * rtt.as_secs_f64()) as u64;
-                let sample = sample(rate, rtt, clock.1);
-                model.on_ack(clock.0, &sample, MSS as u64, clock.1, 0);
-            };
-            for _ in 0..RECENT_RTT_ROUNDS {
-                round(&mut model, 1e6);
-            }
-            for _ in 0..6 {
-                model.on_loss(5 * MSS as u64);
-                round(&mut model, 0.9e6);
-            }
-            model.bandwidth().unwrap()
-        };
-        let (path_loss, overflow) = (estimate_after_loss(40), estimate_after_loss(90));
+        let path_loss = after_lossy_rounds(40).bandwidth().unwrap();
+        let overflow = after_lossy_rounds(55).bandwidth().unwrap();
         assert!(path_loss >= 1e6 - 1.0, "no queue: {path_loss}");
         assert!(overflow < 0.95e6, "queue: {overflow}");
+    }
+
+    /// Beside a TCP flow that keeps the buffer full (every round trip
+    /// 50 ms above the path's 40): the losses are not answered, and the
+    /// window covers twice the round trip that queue makes, so the sender
+    /// is not held below its own estimate.
+    #[test]
+    fn beside_another_flows_queue_the_window_covers_its_round_trip() {
+        let model = after_lossy_rounds(90);
+        assert!(model.bandwidth().unwrap() >= 1e6 - 1.0);
+        let product = (1e6 * 0.090) as u64;
+        assert!(model.cwnd() >= 2 * product, "window {}", model.cwnd());
     }
 
     /// Loopback: 50 us idle, 100 MB/s. The window holds `SHORT_PATH` of
