@@ -31,38 +31,29 @@ pub fn collect(
     running: Option<&serde_json::Value>,
 ) -> Result<Vec<ListedFriend>, String> {
     let mut friends: BTreeMap<PublicKey, ListedFriend> = BTreeMap::new();
-    let mut add = |key: PublicKey, from: &'static str| {
-        let entry = friends.entry(key).or_insert_with(|| ListedFriend {
-            key: key.to_string(),
-            ..ListedFriend::default()
-        });
-        if !entry.from.contains(&from) {
-            entry.from.push(from);
-        }
-    };
     let names: BTreeMap<PublicKey, &str> = settings
         .friend_names
         .iter()
         .map(|(name, peer)| (peer.key(), name.as_str()))
         .collect();
     for key in names.keys() {
-        add(*key, "[friends]");
+        add(&mut friends, *key, "[friends]");
     }
     for peer in &settings.server.friends {
         if !names.contains_key(&peer.key()) {
-            add(peer.key(), "[server] friends");
+            add(&mut friends, peer.key(), "[server] friends");
         }
     }
     for hint in &settings.peers {
-        add(hint.peer.key(), "[peers]");
+        add(&mut friends, hint.peer.key(), "[peers]");
     }
     let servers = settings.client.iter().map(|t| t.server);
     for server in servers.chain(settings.socks.iter().map(|s| s.server)) {
-        add(server.key, "[client]");
+        add(&mut friends, server.key, "[client]");
     }
     let key_file = &settings.node.key_file;
     for key in crate::friends_file::load(&crate::friends_file::path_for(key_file))? {
-        add(key, "remembered");
+        add(&mut friends, key, "remembered");
     }
     let seen = crate::seen_file::load(&crate::seen_file::path_for(key_file))?;
     let now = crate::seen_file::unix_now();
@@ -78,22 +69,34 @@ pub fn collect(
         else {
             continue;
         };
-        add(key.key(), "running node");
+        // Only what the config and the files do not name came in while
+        // the node ran (`connect` adds its server so).
+        if !friends.contains_key(&key.key()) {
+            add(&mut friends, key.key(), "running node");
+        }
         let seen_now = friend["last_seen_s"]
             .as_f64()
             .map(|ago| now.saturating_sub(ago as u64));
         online.insert(key.key(), (friend["online"].as_bool(), seen_now));
     }
     for (key, entry) in friends.iter_mut() {
-        if entry.from.len() > 1 {
-            entry.from.retain(|from| *from != "running node");
-        }
         entry.name = names.get(key).map(|n| n.to_string());
         let (is_online, seen_now) = online.get(key).copied().unwrap_or((None, None));
         entry.online = running.map(|_| is_online.unwrap_or(false));
         entry.last_seen_unix = seen_now.max(seen.get(key).copied());
     }
     Ok(friends.into_values().collect())
+}
+
+/// `key` comes from `from` (besides where else it comes from).
+fn add(friends: &mut BTreeMap<PublicKey, ListedFriend>, key: PublicKey, from: &'static str) {
+    let entry = friends.entry(key).or_insert_with(|| ListedFriend {
+        key: key.to_string(),
+        ..ListedFriend::default()
+    });
+    if !entry.from.contains(&from) {
+        entry.from.push(from);
+    }
 }
 
 pub fn render_text(friends: &[ListedFriend], node_runs: bool) -> String {

@@ -19,6 +19,17 @@ fn friends(config: &std::path::Path, json: bool) -> Output {
     command.env_remove("RUST_LOG").output().unwrap()
 }
 
+/// `toxtun friends` as text, which must succeed.
+fn friends_text(config: &std::path::Path) -> String {
+    let out = friends(config, false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The table row of `key`, cut at the two-space column gaps.
 fn row(text: &str, key: &str) -> Vec<String> {
     assert!(text.starts_with("FRIEND  "), "no header:\n{text}");
@@ -59,13 +70,7 @@ fn friends_lists_names_sources_and_last_seen_across_a_restart() {
     let _client = Node::start("client", &client_config, "client");
     server.wait_for(&["friend online", "(laptop)"], WAIT);
 
-    let out = friends(&server_config, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = friends_text(&server_config);
     let laptop = row(&text, &client_key);
     assert_eq!(laptop[1..4], ["laptop", "[friends]", "online"], "{text}");
     assert!(
@@ -82,13 +87,7 @@ fn friends_lists_names_sources_and_last_seen_across_a_restart() {
     // A clean stop writes the last-seen times; with no node running the
     // list comes from the files alone.
     assert_eq!(server.signal_and_wait(libc::SIGTERM, WAIT), Some(0));
-    let out = friends(&server_config, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = friends_text(&server_config);
     let laptop = row(&text, &client_key);
     assert_eq!(laptop[1..4], ["laptop", "[friends]", "-"], "{text}");
     assert_ne!(laptop[4], "never", "last seen lost at the stop:\n{text}");
