@@ -7,7 +7,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::control::Control;
-use super::limits::MAX_CONTROL_BACKLOG;
+use super::limits::control_backlog_limit;
 use super::{Core, Event, PipeKey};
 use crate::id::PublicKey;
 use crate::proto::reason::{ReasonCode, Refusal};
@@ -42,16 +42,18 @@ impl Core {
     /// Whether the friend has left so many control messages unacknowledged
     /// that another would only queue behind them.
     pub(super) fn control_backlogged(&self, friend: &PublicKey) -> bool {
+        let limit = control_backlog_limit(self.tunnels.held_by(friend));
         self.links
             .get(friend)
-            .is_some_and(|l| l.control.wait_snd() >= MAX_CONTROL_BACKLOG)
+            .is_some_and(|l| l.control.wait_snd() >= limit)
     }
 
     /// Queues a control message, unless the friend's backlog is full.
     pub(super) fn send_control(&mut self, now: Instant, friend: PublicKey, message: &Control) {
         if self.control_backlogged(&friend) {
             if let Some(times) = self.control_full.hit(now) {
-                warn!(friend = %friend.short(), backlog = MAX_CONTROL_BACKLOG, times, "friend leaves control messages unacknowledged (limit reached): dropped ours and ignoring its OPENs");
+                let backlog = control_backlog_limit(self.tunnels.held_by(&friend));
+                warn!(friend = %friend.short(), backlog, times, "friend leaves control messages unacknowledged (limit reached): dropped ours and ignoring its OPENs");
             }
             return;
         }

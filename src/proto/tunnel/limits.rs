@@ -46,9 +46,17 @@ impl TunnelLimits {
     }
 }
 
-/// Control messages a friend may leave unacknowledged; past this its OPENs
-/// are not answered (an answer would only queue behind the rest).
-pub const MAX_CONTROL_BACKLOG: usize = 256;
+/// Control messages a friend may leave unacknowledged (or queued behind
+/// our window) beyond two for each tunnel it holds: an OPEN or its answer,
+/// and a RESET. Past this its OPENs are not answered (an answer would only
+/// queue behind the rest). Scaled by tunnels, a burst of local connections
+/// (a thousand at once) fits, and a friend that never acknowledges holds
+/// at most a few hundred bytes per tunnel it already may hold.
+pub const CONTROL_BACKLOG_BEYOND_TUNNELS: usize = 256;
+
+pub fn control_backlog_limit(tunnels_held: usize) -> usize {
+    CONTROL_BACKLOG_BEYOND_TUNNELS + 2 * tunnels_held
+}
 
 /// Tunnels held, per friend and in all: a tunnel counts from the local
 /// connection (client) or the OPEN we act on (server) until it is closed.
