@@ -251,18 +251,17 @@ fn serve(
         info!(key_file = %settings.node.key_file.display(), "created a new identity");
     }
     let identity_id = identity.id();
+    let runtime = new_runtime()?;
+    // Whoever reads the ID line may signal the node at once: a SIGHUP
+    // then must reload, not kill it.
+    let mut signals = {
+        let _inside = runtime.enter();
+        Signals::install()?
+    };
     println!("{identity_id}");
     if attach {
-        return crate::attach::run(settings, &control_path, once);
+        return crate::attach::run(settings, &control_path, once, runtime, signals);
     }
-    // One worker for every TCP reader and writer: with the event loop that
-    // makes two busy threads a process, and on small machines more threads
-    // only added context switches (measured with the compare bench).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))?;
     let mut node = start_node(
         &settings,
         mode,
@@ -274,7 +273,6 @@ fn serve(
     let served_one = node.served_one.take();
     let commands = node.commands.clone();
     let result = runtime.block_on(async {
-        let mut signals = Signals::install()?;
         let control = crate::net::control::bind(&control_path).await?;
         debug!(path = %control_path.display(), "control socket listening");
         tokio::spawn(crate::net::control::serve(control, commands.clone()));
@@ -320,4 +318,15 @@ fn serve(
         .blocking_send(crate::net::command::Command::Shutdown);
     node.join();
     result
+}
+
+/// One worker for every TCP reader and writer: with the event loop that
+/// makes two busy threads a process, and on small machines more threads
+/// only added context switches (measured with the compare bench).
+fn new_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))
 }

@@ -9,12 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
 use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::net::accept::accept_each;
 use crate::net::control;
 use crate::proto::tunnel::control::Transport;
+use crate::signals::Signals;
 use crate::tunnel_spec::TunnelSpec;
 
 /// How much longer than its open timeout the node may take to answer.
@@ -25,7 +27,13 @@ pub fn node_runs(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
 }
 
-pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
+pub fn run(
+    settings: Settings,
+    path: &Path,
+    once: bool,
+    runtime: Runtime,
+    mut signals: Signals,
+) -> Result<(), String> {
     let needs_own_node: Vec<String> = settings
         .client
         .iter()
@@ -41,13 +49,7 @@ pub fn run(settings: Settings, path: &Path, once: bool) -> Result<(), String> {
             needs_own_node.join(", ")
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
-        let mut signals = crate::signals::Signals::install()?;
         let (served, mut served_one) = tokio::sync::mpsc::channel::<()>(1);
         for spec in settings.client {
             let listener = TcpListener::bind(spec.listen).await.map_err(|e| {

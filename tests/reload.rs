@@ -123,3 +123,16 @@ fn sighup_applies_allow_and_tunnel_lines_and_refuses_a_bad_config() {
         "the server exited"
     );
 }
+
+#[test]
+fn a_sighup_as_soon_as_the_id_is_printed_reloads_and_does_not_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "server", FAST);
+    let mut server = Node::start("server", &config, "server");
+    hangup(&server);
+    server.wait_for(&["config reloaded"], WAIT);
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the node died of the SIGHUP"
+    );
+}
