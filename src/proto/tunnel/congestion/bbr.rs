@@ -6,8 +6,9 @@
 //! buffer, and random loss (which says nothing about the bottleneck) does
 //! not slow it down. Phases as BBR v1: Startup doubles the rate each round
 //! until it stops growing, Drain empties the queue that built, ProbeBw
-//! cycles the rate 1.25, 0.75, then six rounds at 1, and ProbeRtt drops
-//! to four segments for 200 ms when the lowest round trip is 10 s old.
+//! cycles the rate 1.25, 0.75, then six rounds at 1 (all 1% below), and
+//! ProbeRtt drops to four segments for 200 ms when the lowest round trip
+//! is 10 s old.
 
 use std::cmp::Ordering;
 use std::time::{Duration, Instant};
@@ -29,14 +30,16 @@ const CONTESTED_CWND_GAIN: f64 = 2.0;
 /// more), in every round of the last ten, is another flow's.
 const CONTESTED_MIN_QUEUE: Duration = Duration::from_millis(10);
 const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// Probing paces this much below the estimate, as BBR v3 does
+/// (doc/tunnels.md, pacing: a queue grew each cycle at 1).
+const PACING_MARGIN: f64 = 0.99;
 /// The bandwidth estimate is the highest sample of this many rounds.
 const BANDWIDTH_ROUNDS: u64 = 10;
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// The recent round trip is the lowest of this many rounds: one probing
 /// cycle and two rounds more.
 const RECENT_RTT_ROUNDS: u64 = 10;
-/// A path whose round trip is shorter has its window sized by this and
-/// is not paced (see `window_bdp` and `pacing_rate`).
+/// A shorter path's window is sized by this, and it is not paced.
 const SHORT_PATH: Duration = Duration::from_millis(20);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Startup ends when three rounds in a row grow the bandwidth by less
@@ -171,7 +174,7 @@ impl Bbr {
         let gain = match self.phase {
             Phase::Startup => STARTUP_GAIN,
             Phase::Drain => 1.0 / STARTUP_GAIN,
-            Phase::ProbeBandwidth => PROBE_GAINS[self.cycle],
+            Phase::ProbeBandwidth => PROBE_GAINS[self.cycle] * PACING_MARGIN,
             Phase::ProbeRtt => 1.0,
         };
         let rtt = self.min_rtt().filter(|rtt| !rtt.is_zero());
@@ -448,12 +451,10 @@ impl Bbr {
         };
         // Room for the acknowledgements KCP holds back and sends together.
         let target = (gain * bdp as f64) as u64 + 3 * self.mss;
-        self.cwnd = if self.filled {
-            (self.cwnd + acked).min(target)
-        } else if self.cwnd < target {
-            self.cwnd + acked
-        } else {
-            self.cwnd
+        self.cwnd = match self.filled {
+            true => (self.cwnd + acked).min(target),
+            false if self.cwnd < target => self.cwnd + acked,
+            false => self.cwnd,
         };
         self.cwnd = self.cwnd.max(floor);
     }
