@@ -33,6 +33,17 @@ const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Probing paces this much below the estimate, as BBR v3 does
 /// (doc/tunnels.md, pacing: a queue grew each cycle at 1).
 const PACING_MARGIN: f64 = 0.99;
+/// Alone behind a queue that stood every round of the last ten, the
+/// estimate is above the line (rate samples over a round trip read a few
+/// percent fast when acknowledgements are batched on the way): pacing is
+/// this far below it until a round trip is the path's own again.
+const OWN_QUEUE_MARGIN: f64 = 0.95;
+/// The queue is ours alone while a round delivers this share of the
+/// estimate; another flow's growing queue takes its share from ours.
+const OWN_QUEUE_DELIVERY: f64 = 0.9;
+/// A queue that stood this long in every round is not jitter: the
+/// friend acknowledges within a millisecond.
+const OWN_QUEUE_MIN: Duration = Duration::from_millis(5);
 /// The bandwidth estimate is the highest sample of this many rounds.
 const BANDWIDTH_ROUNDS: u64 = 10;
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
@@ -102,6 +113,8 @@ pub struct Bbr {
     /// and what was lost (sent again) since.
     round_started: Option<(Instant, u64)>,
     round_lost: u64,
+    /// The last round delivered `OWN_QUEUE_DELIVERY` of the estimate.
+    round_kept_up: bool,
     /// The estimate when this probing cycle started.
     cycle_start_bandwidth: Option<f64>,
     /// The round probing for bandwidth started in.
@@ -130,6 +143,7 @@ impl Bbr {
             round_ends_at: 0,
             round_started: None,
             round_lost: 0,
+            round_kept_up: false,
             cycle_start_bandwidth: None,
             probing_since: 0,
             cut_in: 0,
@@ -174,6 +188,7 @@ impl Bbr {
         let gain = match self.phase {
             Phase::Startup => STARTUP_GAIN,
             Phase::Drain => 1.0 / STARTUP_GAIN,
+            Phase::ProbeBandwidth if self.own_queue() => PROBE_GAINS[self.cycle] * OWN_QUEUE_MARGIN,
             Phase::ProbeBandwidth => PROBE_GAINS[self.cycle] * PACING_MARGIN,
             Phase::ProbeRtt => 1.0,
         };
@@ -283,6 +298,12 @@ impl Bbr {
         let lossy =
             lost >= LOSSY_SEGMENTS * self.mss && lost as f64 > LOSSY_SHARE * round_delivered as f64;
         let took = now.saturating_duration_since(started);
+        let round_rate = match took.is_zero() {
+            true => 0.0,
+            false => round_delivered as f64 / took.as_secs_f64(),
+        };
+        let estimate = self.bandwidth().unwrap_or(0.0);
+        self.round_kept_up = round_rate >= OWN_QUEUE_DELIVERY * estimate;
         // Loss with no queue before the bottleneck is the path's own (a
         // radio, a bad cable): the buffer did not overflow, so the rate
         // was not too high.
@@ -306,9 +327,8 @@ impl Bbr {
         self.cut_in = self.round;
         // As BBR v2: down to what the round delivered, but by no more than
         // `LOSSY_CUT` at once (a round that resent much delivered less).
-        let delivered_rate = round_delivered as f64 / took.as_secs_f64();
-        let cut = self.bandwidth().unwrap_or(0.0) * LOSSY_CUT;
-        self.bandwidth.reset(self.round, delivered_rate.max(cut));
+        self.bandwidth
+            .reset(self.round, round_rate.max(estimate * LOSSY_CUT));
         if let Some(bdp) = self.window_bdp() {
             self.cwnd = self
                 .cwnd
@@ -319,10 +339,26 @@ impl Bbr {
     /// Whether the round trips of the last rounds all waited in a queue:
     /// the lowest of them is a quarter (at least 5 ms) above the path's.
     fn queue_builds(&self) -> bool {
+        self.queue_above(|path| (path / 4).max(Duration::from_millis(5)))
+    }
+
+    /// Whether every round trip of the last rounds waited more than
+    /// `least(path's round trip)` in a queue.
+    fn queue_above(&self, least: impl Fn(Duration) -> Duration) -> bool {
         let (Some(path), Some(recent)) = (self.min_rtt(), self.recent_rtt.best()) else {
             return false;
         };
-        recent > path + (path / 4).max(Duration::from_millis(5))
+        recent > path + least(path)
+    }
+
+    /// Whether the queue that builds is ours alone: past Startup, with no
+    /// other flow's standing or growing beside it.
+    fn own_queue(&self) -> bool {
+        self.filled
+            && self.round_kept_up
+            && self.phase == Phase::ProbeBandwidth
+            && self.queue_above(|_| OWN_QUEUE_MIN)
+            && !self.contested()
     }
 
     fn note_bandwidth(&mut self, sample: &RateSample) {
@@ -372,7 +408,14 @@ impl Bbr {
             }
             Phase::ProbeBandwidth => {
                 let gain = PROBE_GAINS[self.cycle];
-                let elapsed = now.saturating_duration_since(self.cycle_started) >= min_rtt;
+                // Beside another flow's queue a round takes longer than the
+                // path's round trip; a probe shorter than the round is
+                // diluted in every rate sample of it.
+                let length = match self.contested() {
+                    true => self.recent_round_trip().unwrap_or(min_rtt),
+                    false => min_rtt,
+                };
+                let elapsed = now.saturating_duration_since(self.cycle_started) >= length;
                 // Probing down ends as soon as the queue it was for is gone.
                 let drained = gain < 1.0 && self.bdp().is_some_and(|bdp| in_flight <= bdp);
                 if elapsed || drained {
@@ -417,12 +460,9 @@ impl Bbr {
     /// and each probing cycle drains some of it, so this stays false;
     /// beside a TCP flow that keeps the buffer full it holds.
     fn contested(&self) -> bool {
-        let (Some(path), Some(recent)) = (self.min_rtt(), self.recent_rtt.best()) else {
-            return false;
-        };
         self.filled
             && self.phase == Phase::ProbeBandwidth
-            && recent > path + (path / 2).max(CONTESTED_MIN_QUEUE)
+            && self.queue_above(|path| (path / 2).max(CONTESTED_MIN_QUEUE))
     }
 
     /// The window's gain and the product it multiplies. Contested, the
@@ -461,140 +501,4 @@ impl Bbr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MSS: usize = 1326;
-
-    fn sample(rate: f64, rtt: Duration, prior_delivered: u64) -> RateSample {
-        RateSample {
-            delivery_rate: rate,
-            interval: rtt,
-            rtt: Some(rtt),
-            prior_delivered,
-            app_limited: false,
-        }
-    }
-
-    /// A friend that stopped reading for a while: every sample is a
-    /// trickle. The pacer must still release the smallest window each
-    /// round trip, or the resends that would end the stretch wait behind
-    /// a rate of a few bytes a second.
-    #[test]
-    fn a_trickle_of_samples_does_not_pace_below_the_smallest_window() {
-        let mut clock = (Instant::now(), 0);
-        let rtt = Duration::from_millis(40);
-        let mut model = Bbr::new(clock.0, MSS);
-        rounds_of(&mut model, 4000.0, rtt, 50, &mut clock);
-        assert_ne!(model.phase(), Phase::Startup, "the trickle ends startup");
-        let floor = (MIN_CWND_SEGMENTS as usize * MSS) as f64 / rtt.as_secs_f64();
-        let rate = model.pacing_rate().unwrap();
-        assert!(rate >= floor, "paced at {rate} B/s, below {floor}");
-    }
-
-    /// Feeds one acknowledgement a round at `rate`, `rounds` times, a
-    /// round being `rtt`.
-    fn rounds_of(
-        model: &mut Bbr,
-        rate: f64,
-        rtt: Duration,
-        rounds: u32,
-        clock: &mut (Instant, u64),
-    ) {
-        for _ in 0..rounds {
-            clock.0 += rtt;
-            clock.1 += (rate * rtt.as_secs_f64()) as u64;
-            let sample = sample(rate, rtt, clock.1);
-            model.on_ack(clock.0, &sample, MSS as u64, clock.1, 0);
-        }
-    }
-
-    fn rounds(model: &mut Bbr, rate: f64, rounds: u32, clock: &mut (Instant, u64)) {
-        rounds_of(model, rate, Duration::from_millis(40), rounds, clock);
-    }
-
-    /// A receiver that stalled and acknowledged batches at once reads as
-    /// a path 60% faster; past Startup the estimate takes at most the
-    /// highest probing gain of it in a probing cycle, however many rounds
-    /// repeat it.
-    #[test]
-    fn a_burst_of_acknowledgements_does_not_raise_the_estimate_past_a_probe() {
-        let mut clock = (Instant::now(), 0);
-        let mut model = Bbr::new(clock.0, MSS);
-        rounds(&mut model, 1e6, 20, &mut clock);
-        assert_eq!(model.phase(), Phase::ProbeBandwidth);
-        rounds(&mut model, 1.6e6, 3, &mut clock);
-        let estimate = model.bandwidth().unwrap();
-        assert!(estimate <= 1.25e6 + 1.0, "estimate {estimate}");
-    }
-
-    /// A model probing a 1 MB/s path of 40 ms, then ten rounds at
-    /// `rtt_ms`, then six rounds that lose segments and deliver a tenth
-    /// less.
-    fn after_lossy_rounds(rtt_ms: u64) -> Bbr {
-        let mut clock = (Instant::now(), 0);
-        let mut model = Bbr::new(clock.0, MSS);
-        rounds(&mut model, 1e6, 20, &mut clock);
-        let rtt = Duration::from_millis(rtt_ms);
-        let mut round = |model: &mut Bbr, rate: f64| {
-            let delivered = (rate * rtt.as_secs_f64()) as u64;
-            clock.0 += rtt;
-            clock.1 += delivered;
-            let sample = sample(rate, rtt, clock.1);
-            model.on_ack(clock.0, &sample, delivered, clock.1, 0);
-        };
-        for _ in 0..RECENT_RTT_ROUNDS {
-            round(&mut model, 1e6);
-        }
-        for _ in 0..6 {
-            model.on_loss(5 * MSS as u64);
-            round(&mut model, 0.9e6);
-        }
-        model
-    }
-
-    /// On a path with no queue (the round trip stays the path's own) the
-    /// losses are the path's random loss and the estimate stays; while
-    /// every round trip waits in a queue of our own making it is the
-    /// buffer overflowing, and the estimate falls to what the rounds
-    /// delivered.
-    #[test]
-    fn only_loss_behind_a_queue_cuts_the_estimate() {
-        let path_loss = after_lossy_rounds(40).bandwidth().unwrap();
-        let overflow = after_lossy_rounds(55).bandwidth().unwrap();
-        assert!(path_loss >= 1e6 - 1.0, "no queue: {path_loss}");
-        assert!(overflow < 0.95e6, "queue: {overflow}");
-    }
-
-    /// Beside a TCP flow that keeps the buffer full (every round trip
-    /// 50 ms above the path's 40): the losses are not answered, and the
-    /// window covers twice the round trip that queue makes, so the sender
-    /// is not held below its own estimate.
-    #[test]
-    fn beside_another_flows_queue_the_window_covers_its_round_trip() {
-        let model = after_lossy_rounds(90);
-        assert!(model.bandwidth().unwrap() >= 1e6 - 1.0);
-        let product = (1e6 * 0.090) as u64;
-        assert!(model.cwnd() >= 2 * product, "window {}", model.cwnd());
-    }
-
-    /// Loopback: 50 us idle, 100 MB/s. The window holds `SHORT_PATH` of
-    /// the rate (the round trip under load, not the idle one) and nothing
-    /// is paced.
-    #[test]
-    fn a_short_path_is_windowed_by_its_loaded_round_trip_and_not_paced() {
-        let mut clock = (Instant::now(), 0);
-        let mut model = Bbr::new(clock.0, MSS);
-        rounds_of(&mut model, 1e8, Duration::from_micros(50), 2000, &mut clock);
-        assert_eq!(model.phase(), Phase::ProbeBandwidth);
-        assert!(model.cwnd() >= 500_000, "window {}", model.cwnd());
-        assert_eq!(model.pacing_rate(), None);
-        // A round trip below the clock's resolution is as short: paced
-        // at a rate measured over intervals of no length, a simulated
-        // path with no delay held packets for seconds, and KCP gave up
-        // on the link (fault simulator, seed 42).
-        let mut model = Bbr::new(clock.0, MSS);
-        rounds_of(&mut model, 1e8, Duration::ZERO, 50, &mut clock);
-        assert_eq!(model.pacing_rate(), None);
-    }
-}
+mod tests;
