@@ -45,6 +45,17 @@ fn chosen(index: usize) -> bool {
         .is_none_or(|only| only.split(',').any(|n| n == first_word(SUBJECTS[index])))
 }
 
+/// toxtun's `[kcp]` section: `mode=NAME` picks a preset to measure
+/// (`mode=fast3`); the default mode otherwise.
+fn kcp_mode() -> String {
+    std::env::args()
+        .find_map(|a| {
+            a.strip_prefix("mode=")
+                .map(|m| format!("[kcp]\nmode = {m}\n"))
+        })
+        .unwrap_or_default()
+}
+
 /// One column per subject, in `SUBJECTS` order (left at zero for those
 /// `only=` leaves out).
 pub fn measure_rate(rate_mbit: u64) -> Vec<ShapedColumn> {
@@ -119,7 +130,7 @@ fn start(index: usize, world: &World, (source, echo): (SocketAddr, SocketAddr)) 
     };
     match index {
         0 => subjects::direct(&[direct(source), direct(echo)]),
-        1 => subjects::toxtun(&targets, path),
+        1 => subjects::toxtun_with(&targets, path, &kcp_mode()),
         _ => subjects::kcptun(&targets, path),
     }
 }

@@ -92,8 +92,13 @@ pub fn direct(targets: &[SocketAddr]) -> Subject {
 }
 
 pub fn toxtun(targets: &[SocketAddr], path: Path) -> Subject {
+    toxtun_with(targets, path, "")
+}
+
+/// Like `toxtun`, with `sections` (`[kcp]` settings) in both configs.
+pub fn toxtun_with(targets: &[SocketAddr], path: Path, sections: &str) -> Subject {
     let dir = tempfile::tempdir().unwrap();
-    let base = format!("listen = {}\n", path.server_listen(0));
+    let base = format!("listen = {}\n{sections}", path.server_listen(0));
     let server_config = write_config(dir.path(), "server", &base);
     let server = Node::start_in(path.server_ns(), "server", &server_config, "server");
     let reach = path.reach(server.udp_addr());

@@ -91,12 +91,8 @@ impl PathControl {
     pub fn on_sent(&mut self, now: Instant, packet: &[u8], app_limited: bool) {
         for header in headers(packet).filter(|h| h.cmd == CMD_PUSH) {
             let bytes = KCP_HEADER as u32 + header.len;
-            let resent = self
-                .delivery
+            self.delivery
                 .on_sent(now, header.conv, header.sn, bytes, app_limited);
-            if resent {
-                self.model.on_loss(bytes as u64);
-            }
         }
     }
 

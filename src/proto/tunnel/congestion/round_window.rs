@@ -46,12 +46,6 @@ impl<T: PartialOrd + Copy> RoundWindow<T> {
             self.candidates.pop_front();
         }
     }
-
-    /// Forgets everything but `value`.
-    pub fn reset(&mut self, round: u64, value: T) {
-        self.candidates.clear();
-        self.candidates.push_back((round, value));
-    }
 }
 
 #[cfg(test)]
