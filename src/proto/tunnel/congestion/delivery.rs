@@ -83,16 +83,8 @@ impl Delivery {
         self.resent
     }
 
-    /// A segment of `bytes` left; true if it was in flight already (sent
-    /// again).
-    pub fn on_sent(
-        &mut self,
-        now: Instant,
-        conv: u32,
-        sn: u32,
-        bytes: u32,
-        app_limited: bool,
-    ) -> bool {
+    /// A segment of `bytes` left (perhaps again).
+    pub fn on_sent(&mut self, now: Instant, conv: u32, sn: u32, bytes: u32, app_limited: bool) {
         // A resend that waited in the pacer while the friend's
         // acknowledgement arrived: already delivered, and counting it
         // again would report bytes the path never carried.
@@ -102,7 +94,7 @@ impl Delivery {
                 .get(&conv)
                 .is_some_and(|span| after(span.una, sn));
         if delivered_already {
-            return false;
+            return;
         }
         if self.in_flight.is_empty() {
             // Nothing in flight: the next interval starts now, not at the
@@ -138,7 +130,6 @@ impl Delivery {
             },
         );
         self.in_flight_bytes += bytes as u64;
-        resent
     }
 
     /// The friend acknowledged segment `sn` of `conv`.
@@ -276,8 +267,9 @@ mod tests {
         }
         d.on_acked(now + Duration::from_millis(1), 3, 1).unwrap();
         d.on_cumulative(now + Duration::from_millis(1), 3, 1);
-        assert!(!d.on_sent(now + Duration::from_millis(2), 3, 1, 100, false));
-        assert!(!d.on_sent(now + Duration::from_millis(2), 3, 0, 100, false));
+        d.on_sent(now + Duration::from_millis(2), 3, 1, 100, false);
+        d.on_sent(now + Duration::from_millis(2), 3, 0, 100, false);
+        assert_eq!(d.resent(), 0, "neither was in flight again");
         assert_eq!(d.in_flight(), 100, "only segment 2 is in flight");
         assert!(d.on_acked(now + Duration::from_millis(3), 3, 1).is_none());
         assert_eq!(d.delivered(), 200);

@@ -58,6 +58,22 @@ fn a_burst_of_acknowledgements_does_not_raise_the_estimate_past_a_probe() {
     assert!(estimate <= 1.25e6 + 1.0, "estimate {estimate}");
 }
 
+/// One round of `rtt` that delivers `delivered_rate`, acknowledged at
+/// once with a rate sample of `sample_rate`.
+fn round_at(
+    model: &mut Bbr,
+    clock: &mut (Instant, u64),
+    rtt: Duration,
+    sample_rate: f64,
+    delivered_rate: f64,
+) {
+    let delivered = (delivered_rate * rtt.as_secs_f64()) as u64;
+    clock.0 += rtt;
+    clock.1 += delivered;
+    let sample = sample(sample_rate, rtt, clock.1);
+    model.on_ack(clock.0, &sample, delivered, clock.1, 0);
+}
+
 /// A model probing a 1 MB/s path of 40 ms, then ten rounds at
 /// `rtt_ms`, then six rounds that deliver a tenth less.
 fn after_slower_rounds(rtt_ms: u64) -> Bbr {
@@ -65,18 +81,11 @@ fn after_slower_rounds(rtt_ms: u64) -> Bbr {
     let mut model = Bbr::new(clock.0, MSS);
     rounds(&mut model, 1e6, 20, &mut clock);
     let rtt = Duration::from_millis(rtt_ms);
-    let mut round = |model: &mut Bbr, rate: f64| {
-        let delivered = (rate * rtt.as_secs_f64()) as u64;
-        clock.0 += rtt;
-        clock.1 += delivered;
-        let sample = sample(rate, rtt, clock.1);
-        model.on_ack(clock.0, &sample, delivered, clock.1, 0);
-    };
     for _ in 0..RECENT_RTT_ROUNDS {
-        round(&mut model, 1e6);
+        round_at(&mut model, &mut clock, rtt, 1e6, 1e6);
     }
     for _ in 0..6 {
-        round(&mut model, 0.9e6);
+        round_at(&mut model, &mut clock, rtt, 0.9e6, 0.9e6);
     }
     model
 }
@@ -122,11 +131,7 @@ fn pacing_behind_a_queue_of_7ms(delivered_share: f64) -> f64 {
     rounds(&mut model, 1e6, 20, &mut clock);
     let rtt = Duration::from_millis(47);
     for _ in 0..20 {
-        let delivered = (delivered_share * 1e6 * rtt.as_secs_f64()) as u64;
-        clock.0 += rtt;
-        clock.1 += delivered;
-        let sample = sample(1.04e6, rtt, clock.1);
-        model.on_ack(clock.0, &sample, delivered, clock.1, 0);
+        round_at(&mut model, &mut clock, rtt, 1.04e6, delivered_share * 1e6);
     }
     while PROBE_GAINS[model.cycle] != 1.0 {
         model.cycle = (model.cycle + 1) % PROBE_GAINS.len();
