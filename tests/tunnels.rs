@@ -387,6 +387,48 @@ fn idle_connections_do_not_wake_the_event_loop() {
     drop(streams);
 }
 
+/// Resident memory of a process now, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn an_idle_connection_holds_no_read_buffer() {
+    // Each side's reader used to take a 16 KiB buffer at once, so an idle
+    // connection cost about 18 KiB a side; without it, 9 to 13.
+    const IDLE: usize = 1000;
+    const BOUND_PER_CONNECTION: u64 = 15 * 1024;
+    let target = Target::start_with(1, 0, true);
+    let pair = Pair::start(&[target.addr], "", "");
+    let tunnel = pair.tunnel("t0");
+    // One connection first: what every connection shares (the runtime's
+    // threads, the friend's link) is then in place before the count.
+    let mut streams = vec![std::net::TcpStream::connect(tunnel).unwrap()];
+    pair.server.wait_for_count(&["tunnel open"], 1, WAIT);
+    let pids = [pair.server.child.id(), pair.client.child.id()];
+    let before = pids.map(resident);
+    streams.extend((1..IDLE).map(|_| std::net::TcpStream::connect(tunnel).unwrap()));
+    pair.client.wait_for_count(&["tunnel open"], IDLE, WAIT);
+    pair.server.wait_for_count(&["tunnel open"], IDLE, WAIT);
+    for ((pid, before), side) in pids.into_iter().zip(before).zip(["server", "client"]) {
+        let per_connection = resident(pid).saturating_sub(before) / (IDLE as u64 - 1);
+        eprintln!("{side}: {per_connection} bytes resident per idle connection");
+        assert!(
+            per_connection < BOUND_PER_CONNECTION,
+            "{side}: {per_connection} bytes per idle connection"
+        );
+    }
+    drop(streams);
+}
+
 #[test]
 fn idle_connection_is_reset_after_the_idle_timeout() {
     let target = Target::start_with(1, 0, true);

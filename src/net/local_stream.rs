@@ -4,13 +4,38 @@
 //! opening: `connect` gets `ok` and then the tunnel's bytes, or one
 //! `error: ` line with the reason; a SOCKS5 client gets its reply.
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{tcp, unix, TcpStream, UnixStream};
 
 use super::socks5;
 use crate::proto::reason::CloseReason;
 
-pub type LocalRead = Box<dyn AsyncRead + Send + Unpin>;
+/// The read half, as the socket it is rather than any reader: the reader
+/// waits for bytes before it takes a buffer, so an idle connection holds
+/// none.
+pub enum LocalRead {
+    Tcp(tcp::OwnedReadHalf),
+    Unix(unix::OwnedReadHalf),
+}
+
+impl LocalRead {
+    /// Waits until a read may find bytes (or the end, or an error).
+    pub async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            LocalRead::Tcp(half) => half.readable().await,
+            LocalRead::Unix(half) => half.readable().await,
+        }
+    }
+
+    /// Reads what is there into `buf`'s spare room, without waiting.
+    pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            LocalRead::Tcp(half) => half.try_read_buf(buf),
+            LocalRead::Unix(half) => half.try_read_buf(buf),
+        }
+    }
+}
+
 pub type LocalWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// What the node writes on a handed-over stream once the tunnel is open.
@@ -53,7 +78,7 @@ impl LocalStream {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         LocalStream {
-            read: Box::new(read),
+            read: LocalRead::Tcp(read),
             write: Box::new(write),
             waiting,
         }
@@ -62,7 +87,7 @@ impl LocalStream {
     pub fn handed_over(stream: UnixStream) -> Self {
         let (read, write) = stream.into_split();
         LocalStream {
-            read: Box::new(read),
+            read: LocalRead::Unix(read),
             write: Box::new(write),
             waiting: Waiting::Connect,
         }
