@@ -2,6 +2,7 @@
 //! this machine's loopback. Run: cargo bench --bench compare
 //! Prints one markdown table and the targets from issue "Speed".
 
+mod builds;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod impair;
@@ -152,6 +153,11 @@ fn main() {
         return;
     }
     let only = |part: &str| std::env::args().any(|a| a == part);
+    if only("builds") {
+        raise_fd_limit();
+        builds::builds_rows();
+        return;
+    }
     let (loopback, shaped) = match (only("loopback"), only("shaped")) {
         (false, false) => (true, true),
         chosen => chosen,

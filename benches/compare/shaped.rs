@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::common::netns::{within, NatKind, World, HOST_A_IP};
 use crate::common::traffic::echo_server_at;
-use crate::measure::{endless_source, goodput_mbit, percentile, pings};
+use crate::measure::{endless_source, goodput_mbit, middle, percentile, pings};
 use crate::subjects::{self, Path, Subject};
 
 pub const RATES_MBIT: [u64; 3] = [10, 20, 100];
@@ -138,16 +138,12 @@ fn start(index: usize, world: &World, (source, echo): (SocketAddr, SocketAddr)) 
 /// Each figure of each subject the median of its runs (the upper middle
 /// one for an even count), taken apart, so a column may mix runs.
 pub fn median(runs: &[Vec<ShapedColumn>]) -> Vec<ShapedColumn> {
-    fn mid<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
-        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        values[values.len() / 2]
-    }
     (0..SUBJECTS.len())
         .map(|i| {
             let of =
-                |f: &dyn Fn(&ShapedColumn) -> f64| mid(runs.iter().map(|r| f(&r[i])).collect());
+                |f: &dyn Fn(&ShapedColumn) -> f64| middle(runs.iter().map(|r| f(&r[i])).collect());
             let at = |f: &dyn Fn(&ShapedColumn) -> Duration| {
-                mid(runs.iter().map(|r| f(&r[i])).collect())
+                middle(runs.iter().map(|r| f(&r[i])).collect())
             };
             ShapedColumn {
                 alone: of(&|c| c.alone),

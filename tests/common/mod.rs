@@ -34,8 +34,20 @@ pub fn has_prlimit() -> bool {
     false
 }
 
+/// The binary nodes run, when not this tree's own (the compare bench
+/// measures other builds).
+static OTHER_BINARY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+pub fn use_binary(path: PathBuf) {
+    *OTHER_BINARY.lock().unwrap() = Some(path);
+}
+
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_toxtun"))
+    OTHER_BINARY
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_toxtun")))
 }
 
 #[derive(Default)]
