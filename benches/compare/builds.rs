@@ -15,30 +15,27 @@ use crate::{core_metrics, lossy_metric, Column, Targets, BULK};
 
 const ROUNDS: usize = 15;
 
-const ROWS: [&str; 8] = [
-    "upload, one stream (MB/s)",
-    "download, one stream (MB/s)",
-    "CPU seconds per GB moved (both sides)",
-    "64 B round trip p50 (ms)",
-    "64 B round trip p99 (ms)",
-    "new connection to first echoed byte (ms)",
-    "100 parallel streams (MB/s)",
-    "download with 2% loss (MB/s)",
-];
-
-fn figures(c: &Column) -> [f64; 8] {
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    [
-        c.upload,
-        c.download,
-        c.cpu_per_gb.unwrap_or(0.0),
-        ms(c.rtt_p50),
-        ms(c.rtt_p99),
-        ms(c.first_echo),
-        c.parallel,
-        c.lossy.unwrap_or(0.0),
-    ]
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
+
+/// A row's name and how to read its figure from a column.
+type Row = (&'static str, fn(&Column) -> f64);
+
+const ROWS: [Row; 8] = [
+    ("upload, one stream (MB/s)", |c| c.upload),
+    ("download, one stream (MB/s)", |c| c.download),
+    ("CPU seconds per GB moved (both sides)", |c| {
+        c.cpu_per_gb.unwrap_or(0.0)
+    }),
+    ("64 B round trip p50 (ms)", |c| ms(c.rtt_p50)),
+    ("64 B round trip p99 (ms)", |c| ms(c.rtt_p99)),
+    ("new connection to first echoed byte (ms)", |c| {
+        ms(c.first_echo)
+    }),
+    ("100 parallel streams (MB/s)", |c| c.parallel),
+    ("download with 2% loss (MB/s)", |c| c.lossy.unwrap_or(0.0)),
+];
 
 pub fn builds_rows() {
     let builds: Vec<PathBuf> = std::env::args()
@@ -70,7 +67,7 @@ pub fn builds_rows() {
                 &mut column,
             );
             column.lossy = lossy_metric(&subjects::toxtun, false);
-            let row = figures(&column);
+            let row = ROWS.map(|(_, figure)| figure(&column));
             let cells: Vec<String> = row.iter().map(|v| format!("{v:.3}")).collect();
             println!("round {round} {}: {}", build.display(), cells.join(" "));
             runs.push(row);
@@ -86,7 +83,7 @@ fn print_medians(builds: &[PathBuf], measured: &[Vec<[f64; 8]>], rounds: usize) 
     println!();
     println!("| row | {} | change |", names.join(" | "));
     println!("|---|{}---|", "---|".repeat(names.len()));
-    for (i, name) in ROWS.iter().enumerate() {
+    for (i, (name, _)) in ROWS.iter().enumerate() {
         let medians: Vec<f64> = measured
             .iter()
             .map(|runs| middle(runs.iter().map(|r| r[i]).collect()))

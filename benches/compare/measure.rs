@@ -299,13 +299,13 @@ pub fn pings(entry: SocketAddr, every: Duration, duration: Duration) -> Vec<Dura
     samples
 }
 
-/// The `p`th percentile of `samples`.
 /// The median (the upper middle one for an even count).
 pub fn middle<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
     values[values.len() / 2]
 }
 
+/// The `p`th percentile of `samples`.
 pub fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
