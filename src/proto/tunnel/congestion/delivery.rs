@@ -4,8 +4,7 @@
 //! sample. Segments are known by (conv, sn), read from the packets that
 //! leave and the acknowledgements that come back.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeBounds;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,14 +35,86 @@ struct Sent {
     app_limited: bool,
 }
 
+/// A segment of one channel's window, by its distance from the span's
+/// first slot.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// Not sent, or sent before the window's last empty moment.
+    Unknown,
+    InFlight(Sent),
+    /// The friend acknowledged it beyond the first segment it lacks.
+    Acked,
+}
+
+/// A span's slots beyond which a segment is not tracked, so a fault
+/// cannot make one allocation of gigabytes: KCP sends within its window,
+/// at most 65535 segments past the first the friend lacks.
+const MAX_SLOTS: usize = 1 << 16;
+/// Slots a span keeps room for once its window has emptied: an idle
+/// channel must not hold the memory its last burst needed.
+const IDLE_SLOTS: usize = 64;
+
 /// One channel's segments as KCP's window counts them: from the first the
 /// friend lacks (`una`) to one past the highest sent (`top`), of which
-/// `in_flight` are not yet acknowledged.
-#[derive(Debug, Default, Clone, Copy)]
+/// `in_flight` are not yet acknowledged. `slots[i]` is segment
+/// `base + i`: KCP sends within a window that moves forward, so a ring
+/// indexed by sequence number replaces a search per segment.
+#[derive(Debug, Default, Clone)]
 struct Span {
     top: u32,
     una: u32,
     in_flight: u32,
+    base: u32,
+    slots: VecDeque<Slot>,
+}
+
+impl Span {
+    fn index(&self, sn: u32) -> Option<usize> {
+        let index = sn.wrapping_sub(self.base) as usize;
+        (!after(self.base, sn) && index < self.slots.len()).then_some(index)
+    }
+
+    fn slot(&self, sn: u32) -> Option<&Slot> {
+        self.index(sn).map(|i| &self.slots[i])
+    }
+
+    /// The slot for `sn`, made room for; None past `MAX_SLOTS` or
+    /// before the first slot.
+    fn slot_mut(&mut self, sn: u32) -> Option<&mut Slot> {
+        if self.slots.is_empty() {
+            self.base = sn;
+        }
+        if after(self.base, sn) {
+            return None;
+        }
+        let index = sn.wrapping_sub(self.base) as usize;
+        if index >= MAX_SLOTS {
+            return None;
+        }
+        if index >= self.slots.len() {
+            self.slots.resize(index + 1, Slot::Unknown);
+        }
+        Some(&mut self.slots[index])
+    }
+
+    /// Drops the slots below `una`; the bytes of those still in flight.
+    fn advance(&mut self, una: u32) -> u64 {
+        let mut bytes = 0;
+        while after(una, self.base) {
+            let Some(slot) = self.slots.pop_front() else {
+                break;
+            };
+            if let Slot::InFlight(sent) = slot {
+                bytes += sent.bytes as u64;
+                self.in_flight -= 1;
+            }
+            self.base = self.base.wrapping_add(1);
+        }
+        if self.slots.is_empty() && self.slots.capacity() > IDLE_SLOTS {
+            self.slots.shrink_to(IDLE_SLOTS);
+        }
+        bytes
+    }
 }
 
 /// Whether sequence number `a` comes after `b` (they wrap).
@@ -53,10 +124,8 @@ fn after(a: u32, b: u32) -> bool {
 
 #[derive(Debug, Default)]
 pub struct Delivery {
-    in_flight: BTreeMap<(u32, u32), Sent>,
-    /// Segments the friend acknowledged beyond the first it lacks.
-    acked: BTreeSet<(u32, u32)>,
     spans: BTreeMap<u32, Span>,
+    in_flight_segments: usize,
     in_flight_bytes: u64,
     delivered: u64,
     delivered_at: Option<Instant>,
@@ -71,7 +140,10 @@ impl Delivery {
 
     /// When segment `sn` of `conv` last left, if it is in flight.
     pub fn sent_at(&self, conv: u32, sn: u32) -> Option<Instant> {
-        self.in_flight.get(&(conv, sn)).map(|sent| sent.at)
+        match self.spans.get(&conv)?.slot(sn)? {
+            Slot::InFlight(sent) => Some(sent.at),
+            _ => None,
+        }
     }
 
     pub fn delivered(&self) -> u64 {
@@ -85,61 +157,68 @@ impl Delivery {
 
     /// A segment of `bytes` left (perhaps again).
     pub fn on_sent(&mut self, now: Instant, conv: u32, sn: u32, bytes: u32, app_limited: bool) {
+        // A channel's window starts at the first segment seen, not at 0:
+        // numbers below it would read as acknowledged.
+        let span = self.spans.entry(conv).or_insert_with(|| Span {
+            top: sn,
+            una: sn,
+            ..Span::default()
+        });
         // A resend that waited in the pacer while the friend's
         // acknowledgement arrived: already delivered, and counting it
         // again would report bytes the path never carried.
-        let delivered_already = self.acked.contains(&(conv, sn))
-            || self
-                .spans
-                .get(&conv)
-                .is_some_and(|span| after(span.una, sn));
-        if delivered_already {
+        if after(span.una, sn) || matches!(span.slot(sn), Some(Slot::Acked)) {
             return;
         }
-        if self.in_flight.is_empty() {
+        if self.in_flight_segments == 0 {
             // Nothing in flight: the next interval starts now, not at the
             // last acknowledgement before the pause.
             self.first_sent_at = Some(now);
             self.delivered_at = Some(now);
         }
-        let resent = match self.in_flight.remove(&(conv, sn)) {
-            Some(before) => {
+        let sent = Sent {
+            bytes,
+            at: now,
+            resent: false,
+            delivered: self.delivered,
+            delivered_at: self.delivered_at.unwrap_or(now),
+            first_sent_at: self.first_sent_at.unwrap_or(now),
+            app_limited,
+        };
+        let Some(slot) = span.slot_mut(sn) else {
+            return;
+        };
+        let resent = match std::mem::replace(slot, Slot::Unknown) {
+            Slot::InFlight(before) => {
                 self.in_flight_bytes -= before.bytes as u64;
+                self.in_flight_segments -= 1;
                 self.resent += 1;
                 true
             }
-            None => false,
+            _ => false,
         };
-        let span = self.spans.entry(conv).or_default();
+        *slot = Slot::InFlight(Sent { resent, ..sent });
         if !resent {
             span.in_flight += 1;
         }
         if after(sn.wrapping_add(1), span.top) {
             span.top = sn.wrapping_add(1);
         }
-        self.in_flight.insert(
-            (conv, sn),
-            Sent {
-                bytes,
-                at: now,
-                resent,
-                delivered: self.delivered,
-                delivered_at: self.delivered_at.unwrap_or(now),
-                first_sent_at: self.first_sent_at.unwrap_or(now),
-                app_limited,
-            },
-        );
+        self.in_flight_segments += 1;
         self.in_flight_bytes += bytes as u64;
     }
 
     /// The friend acknowledged segment `sn` of `conv`.
     pub fn on_acked(&mut self, now: Instant, conv: u32, sn: u32) -> Option<RateSample> {
-        let sent = self.in_flight.remove(&(conv, sn))?;
-        self.acked.insert((conv, sn));
+        let span = self.spans.get_mut(&conv)?;
+        let index = span.index(sn)?;
+        let Slot::InFlight(sent) = span.slots[index] else {
+            return None;
+        };
+        span.slots[index] = Slot::Acked;
+        span.in_flight -= 1;
+        self.in_flight_segments -= 1;
         self.in_flight_bytes -= sent.bytes as u64;
-        if let Some(span) = self.spans.get_mut(&conv) {
-            span.in_flight -= 1;
-        }
         self.delivered += sent.bytes as u64;
         self.delivered_at = Some(now);
         self.first_sent_at = Some(sent.at);
@@ -166,18 +245,20 @@ impl Delivery {
     /// The friend has every segment of `conv` below `una`: those whose own
     /// acknowledgement was lost count as delivered.
     pub fn on_cumulative(&mut self, now: Instant, conv: u32, una: u32) {
-        let below = (conv, 0)..(conv, una);
-        let delivered = self.take_in_flight(below.clone());
+        let Some(span) = self.spans.get_mut(&conv) else {
+            return;
+        };
+        let before = span.in_flight;
+        let delivered = span.advance(una);
+        self.in_flight_segments -= (before - span.in_flight) as usize;
+        self.in_flight_bytes -= delivered;
         if delivered > 0 {
             self.delivered += delivered;
             self.delivered_at = Some(now);
         }
-        if let Some(span) = self.spans.get_mut(&conv) {
-            if after(una, span.una) {
-                span.una = una;
-            }
+        if after(una, span.una) {
+            span.una = una;
         }
-        self.forget_acked(below);
     }
 
     /// Segments of `conv` the friend acknowledged beyond one it still
@@ -196,31 +277,14 @@ impl Delivery {
 
     /// The channel is gone: what it had in flight no longer is.
     pub fn forget(&mut self, conv: u32) {
-        let all = (conv, 0)..=(conv, u32::MAX);
-        self.take_in_flight(all.clone());
-        self.forget_acked(all);
-        self.spans.remove(&conv);
-    }
-
-    /// Takes the segments in `keys` out of flight; their bytes.
-    fn take_in_flight(&mut self, keys: impl RangeBounds<(u32, u32)>) -> u64 {
-        let taken: Vec<(u32, u32)> = self.in_flight.range(keys).map(|(key, _)| *key).collect();
-        let mut bytes = 0;
-        for key in taken {
-            if let Some(sent) = self.in_flight.remove(&key) {
-                bytes += sent.bytes as u64;
-                if let Some(span) = self.spans.get_mut(&key.0) {
-                    span.in_flight -= 1;
-                }
+        let Some(span) = self.spans.remove(&conv) else {
+            return;
+        };
+        for slot in span.slots {
+            if let Slot::InFlight(sent) = slot {
+                self.in_flight_segments -= 1;
+                self.in_flight_bytes -= sent.bytes as u64;
             }
-        }
-        self.in_flight_bytes -= bytes;
-        bytes
-    }
-
-    fn forget_acked(&mut self, keys: impl RangeBounds<(u32, u32)> + Clone) {
-        while let Some(&key) = self.acked.range(keys.clone()).next() {
-            self.acked.remove(&key);
         }
     }
 }
@@ -273,6 +337,51 @@ mod tests {
         assert_eq!(d.in_flight(), 100, "only segment 2 is in flight");
         assert!(d.on_acked(now + Duration::from_millis(3), 3, 1).is_none());
         assert_eq!(d.delivered(), 200);
+    }
+
+    /// A burst needs a slot per segment in flight; once the friend has
+    /// it all, the channel keeps room for a few, not for the burst.
+    #[test]
+    fn a_window_that_emptied_gives_its_slots_back() {
+        let now = Instant::now();
+        let mut d = Delivery::default();
+        for sn in 0..2000 {
+            d.on_sent(now, 4, sn, 100, false);
+        }
+        d.on_cumulative(now + Duration::from_millis(1), 4, 2000);
+        assert_eq!((d.in_flight(), d.delivered()), (0, 200_000));
+        assert!(d.spans[&4].slots.capacity() <= IDLE_SLOTS);
+    }
+
+    /// A number further past the first segment the friend lacks than any
+    /// KCP window reaches (a fault, or a forged packet of ours read
+    /// back) takes no room.
+    #[test]
+    fn a_segment_beyond_any_window_is_not_tracked() {
+        let now = Instant::now();
+        let mut d = Delivery::default();
+        d.on_sent(now, 6, 10, 100, false);
+        d.on_sent(now, 6, 10 + MAX_SLOTS as u32, 100, false);
+        assert_eq!(d.in_flight(), 100);
+        assert_eq!(d.spans[&6].slots.len(), 1);
+        d.on_sent(now, 6, 10 + MAX_SLOTS as u32 - 1, 100, false);
+        assert_eq!(d.in_flight(), 200);
+    }
+
+    #[test]
+    fn sequence_numbers_that_wrap_are_tracked_across_zero() {
+        let now = Instant::now();
+        let mut d = Delivery::default();
+        let first = u32::MAX - 2;
+        for i in 0..6 {
+            d.on_sent(now, 5, first.wrapping_add(i), 100, false);
+        }
+        assert!(d.on_acked(now + Duration::from_millis(1), 5, 1).is_some());
+        d.on_cumulative(now + Duration::from_millis(1), 5, 0);
+        assert_eq!(d.in_flight(), 200, "1 acknowledged, 2 left");
+        assert_eq!(d.acknowledged_beyond_hole(5), 1);
+        d.on_cumulative(now + Duration::from_millis(2), 5, 3);
+        assert_eq!((d.in_flight(), d.delivered()), (0, 600));
     }
 
     #[test]
