@@ -127,6 +127,12 @@ pub struct Link {
     /// Channels whose reader waits for credit only because the friend's
     /// send budget is spent.
     pub starved: BTreeSet<u32>,
+    /// The share of the path's window the last `prepare_send` gave each
+    /// busy instance, and the demands (segments waiting, ascending) it
+    /// found: kept so that the next applies its share in the same pass
+    /// that gathers its demands.
+    share: u16,
+    demands: Vec<u64>,
 }
 
 fn controlled(settings: &KcpSettings, relayed: bool) -> bool {
@@ -153,6 +159,8 @@ impl Link {
             control_intake: Intake::default(),
             receive_held: 0,
             starved: BTreeSet::new(),
+            share: 0,
+            demands: Vec::new(),
         }
     }
 
@@ -227,8 +235,12 @@ impl Link {
     pub fn new_channel_pipe(&self, conv: u32, settings: &KcpSettings, now_ms: u32) -> Pipe {
         let mut kcp = new_pipe(conv, settings, &self.outbox, now_ms);
         let _ = kcp.set_mtu(self.mtu);
-        let share = self.window_share(settings, true);
-        kcp.set_wndsize(share, settings.receive_window);
+        let mut demands = self.demands.clone();
+        demands.push(u64::MAX);
+        kcp.set_wndsize(
+            self.window_share(settings, &demands),
+            settings.receive_window,
+        );
         kcp
     }
 
@@ -241,41 +253,61 @@ impl Link {
         // A new path: what was learned of the old one does not hold.
         self.path = controlled(settings, relayed).then(|| PathControl::new(now, self.mtu));
         if self.path.is_none() {
-            self.share_window(settings);
+            self.prepare_send(settings);
         }
     }
 
-    /// Each busy instance's part of the path's window, in segments: never
-    /// more than configured, never so little that a loss stalls it;
-    /// `joining` counts one more instance that may want it all (a new
-    /// channel). The window is shared max-min fairly: an instance that
-    /// needs less than an equal part (an interactive tunnel with a segment
-    /// or two waiting) has what it needs, and the others split the rest.
-    /// Split equally, an echo beside a download held the download to half
-    /// the window, and the model, measuring half the path, shrank to a
-    /// sixth of it.
-    fn window_share(&self, settings: &KcpSettings, joining: bool) -> u16 {
+    /// Each busy instance's part of the path's window, in segments, for
+    /// these demands (segments waiting, ascending): never more than
+    /// configured, never so little that a loss stalls it. The window is
+    /// shared max-min fairly: an instance that needs less than an equal
+    /// part (an interactive tunnel with a segment or two waiting) has what
+    /// it needs, and the others split the rest. Split equally, an echo
+    /// beside a download held the download to half the window, and the
+    /// model, measuring half the path, shrank to a sixth of it.
+    fn window_share(&self, settings: &KcpSettings, demands: &[u64]) -> u16 {
         let Some(path) = &self.path else {
             return settings.send_window;
         };
-        let segment = (self.mtu.saturating_sub(KCP_HEADER)).max(1) as u64;
-        let mut demands: Vec<u64> = std::iter::once(&self.control)
-            .chain(self.channels.values().map(|c| &c.kcp))
-            .map(|kcp| kcp.wait_snd() as u64)
-            .filter(|&waiting| waiting > 0)
-            .chain(joining.then_some(u64::MAX))
-            .collect();
-        demands.sort_unstable();
-        let share = water_level(path.model().cwnd() / segment, &demands);
+        let share = water_level(path.model().cwnd() / self.segment_bytes(), demands);
         share.clamp(MIN_WINDOW_SHARE, settings.send_window as u64) as u16
     }
 
-    /// Sets every busy instance's send window to its share of the path's,
-    /// plus what the friend acknowledged beyond a segment it lacks: KCP
-    /// counts those in its window until the hole is filled, and without
-    /// them each loss would stall the channel for a round trip.
-    pub fn share_window(&mut self, settings: &KcpSettings) {
-        let share = self.window_share(settings, false);
+    fn segment_bytes(&self) -> u64 {
+        (self.mtu.saturating_sub(KCP_HEADER)).max(1) as u64
+    }
+
+    /// Before a send: sets every busy instance's send window to its share
+    /// of the path's, plus what the friend acknowledged beyond a segment
+    /// it lacks (KCP counts those in its window until the hole is filled,
+    /// and without them each loss would stall the channel for a round
+    /// trip). Returns whether the channels have less to send than the
+    /// path's window allows: the delivery rate then measures them, not the
+    /// path. What a channel's friend has no room for counts as nothing to
+    /// send: a reader that pauses says nothing about the path either, and
+    /// a model taught by its slow acknowledgements would pace every
+    /// channel at its pace.
+    ///
+    /// One pass over the channels while the share holds: this runs before
+    /// every send, and up to 256 closed channels linger per friend (three
+    /// passes, one of them with a lookup per channel, cost a new
+    /// connection a sixth of its time).
+    pub fn prepare_send(&mut self, settings: &KcpSettings) -> bool {
+        let mut sendable = self.apply_share(settings, self.share);
+        let share = self.window_share(settings, &self.demands);
+        if share != self.share {
+            self.share = share;
+            sendable = self.apply_share(settings, share);
+        }
+        let Some(path) = &self.path else {
+            return false;
+        };
+        sendable * self.segment_bytes() + (self.outbox.queued_bytes() as u64) < path.model().cwnd()
+    }
+
+    /// Sets each busy instance's window from `share` and gathers the
+    /// demands; returns the segments the instances may send now.
+    fn apply_share(&mut self, settings: &KcpSettings, share: u16) -> u64 {
         let receive = settings.receive_window;
         let path = &self.path;
         let window = |conv: u32| {
@@ -284,16 +316,33 @@ impl Link {
                 .map_or(0, |p| p.acknowledged_beyond_hole(conv));
             (share as u32 + beyond).min(settings.send_window as u32) as u16
         };
+        let sendable = |kcp: &Pipe| {
+            let window = kcp.snd_wnd().min(kcp.rmt_wnd()) as usize;
+            kcp.wait_snd().min(window) as u64
+        };
+        self.demands.clear();
         let control = window(0);
         if self.control.snd_wnd() != control {
             self.control.set_wndsize(control, receive);
         }
+        let mut segments = sendable(&self.control);
+        if self.control.wait_snd() > 0 {
+            self.demands.push(self.control.wait_snd() as u64);
+        }
         for (&conv, channel) in self.channels.iter_mut() {
+            let waiting = channel.kcp.wait_snd();
+            if waiting == 0 {
+                continue;
+            }
             let wanted = window(conv);
-            if channel.kcp.wait_snd() > 0 && channel.kcp.snd_wnd() != wanted {
+            if channel.kcp.snd_wnd() != wanted {
                 channel.kcp.set_wndsize(wanted, receive);
             }
+            segments += sendable(&channel.kcp);
+            self.demands.push(waiting as u64);
         }
+        self.demands.sort_unstable();
+        segments
     }
 
     pub fn congestion_snapshot(&self) -> Option<CongestionSnapshot> {
@@ -310,29 +359,6 @@ impl Link {
             queued: self.outbox.queued_bytes(),
             resent: path.resent(),
         })
-    }
-
-    /// Whether the channels have less to send than the window allows: the
-    /// delivery rate then measures them, not the path. What a channel's
-    /// friend has no room for counts as nothing to send: a reader that
-    /// pauses says nothing about the path either, and a model taught by
-    /// its slow acknowledgements would pace every channel at its pace.
-    pub fn app_limited(&self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
-        let sendable = |kcp: &Pipe| {
-            let window = kcp.snd_wnd().min(kcp.rmt_wnd()) as usize;
-            kcp.wait_snd().min(window) as u64
-        };
-        let segments = sendable(&self.control)
-            + self
-                .channels
-                .values()
-                .map(|c| sendable(&c.kcp))
-                .sum::<u64>();
-        let segment = self.mtu.saturating_sub(KCP_HEADER) as u64;
-        segments * segment + (self.outbox.queued_bytes() as u64) < path.model().cwnd()
     }
 }
 
@@ -358,7 +384,58 @@ const MIN_WINDOW_SHARE: u64 = 4;
 
 #[cfg(test)]
 mod tests {
-    use super::water_level;
+    use super::*;
+
+    /// A link whose path controller is on, with channels 1 to `count`.
+    fn link_with_channels(settings: &KcpSettings, count: u32) -> Link {
+        let now = Instant::now();
+        let mut link = Link::new(settings, now, 0, false);
+        for conv in 1..=count {
+            let kcp = link.new_channel_pipe(conv, settings, 0);
+            link.channels
+                .insert(conv, Channel::new(kcp, conv.into(), now));
+        }
+        link
+    }
+
+    fn queue(link: &mut Link, conv: u32, segments: usize) {
+        let kcp = &mut link.channels.get_mut(&conv).unwrap().kcp;
+        for _ in 0..segments {
+            kcp.send(&[0; 100]).unwrap();
+        }
+    }
+
+    /// The share a call applies is the one its own demands give, though
+    /// it starts from the last call's: an echo that joins a download has
+    /// its part at once, and the download gives it up at once.
+    #[test]
+    fn a_channel_that_becomes_busy_changes_the_shares_in_the_same_call() {
+        let settings = KcpSettings::default();
+        let mut link = link_with_channels(&settings, 3);
+        let path_window = link.path.as_ref().unwrap().model().cwnd() / link.segment_bytes();
+        queue(&mut link, 1, 5000);
+        assert!(
+            !link.prepare_send(&settings),
+            "more waits than the path takes"
+        );
+        let window = |link: &Link, conv: u32| link.channels[&conv].kcp.snd_wnd() as u64;
+        assert_eq!(window(&link, 1), path_window);
+
+        queue(&mut link, 2, 1);
+        link.prepare_send(&settings);
+        assert_eq!(window(&link, 1), path_window - 1);
+        assert_eq!(window(&link, 2), path_window - 1);
+        // Channel 3 has nothing to send: it keeps the window it opened with.
+        assert_eq!(window(&link, 3), path_window);
+    }
+
+    #[test]
+    fn a_link_with_less_to_send_than_its_window_is_app_limited() {
+        let settings = KcpSettings::default();
+        let mut link = link_with_channels(&settings, 1);
+        queue(&mut link, 1, 2);
+        assert!(link.prepare_send(&settings));
+    }
 
     #[test]
     fn an_interactive_channel_takes_what_it_needs_and_a_bulk_one_the_rest() {

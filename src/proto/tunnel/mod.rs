@@ -331,8 +331,7 @@ impl Core {
             };
             link.set_relayed(now, &self.config.kcp, relayed);
             link.set_mtu(mtu);
-            link.share_window(&self.config.kcp);
-            let app_limited = link.app_limited();
+            let app_limited = link.prepare_send(&self.config.kcp);
             let rate = link.path.as_ref().and_then(|p| p.model().pacing_rate());
             let mut sent_data = false;
             while let Some(mut frame) = link.outbox.pop(now, rate) {
