@@ -10,7 +10,6 @@ use super::congestion::PathControl;
 use super::intake::Intake;
 use super::kcp_settings::KcpSettings;
 use super::outbox::Outbox;
-use super::segments::KCP_HEADER;
 use crate::proto::snapshot::CongestionSnapshot;
 
 pub type ConnId = u64;
@@ -273,8 +272,10 @@ impl Link {
         share.clamp(MIN_WINDOW_SHARE, settings.send_window as u64) as u16
     }
 
+    /// A whole segment, header included, as the path's window counts
+    /// what is in flight.
     fn segment_bytes(&self) -> u64 {
-        (self.mtu.saturating_sub(KCP_HEADER)).max(1) as u64
+        self.mtu.max(1) as u64
     }
 
     /// Before a send: sets every busy instance's send window to its share

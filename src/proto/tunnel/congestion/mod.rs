@@ -33,7 +33,7 @@ impl PathControl {
     pub fn new(now: Instant, mtu: usize) -> Self {
         PathControl {
             delivery: Delivery::default(),
-            model: Bbr::new(now, mtu.saturating_sub(KCP_HEADER)),
+            model: Bbr::new(now, mtu),
             counted: 0,
         }
     }
@@ -43,7 +43,7 @@ impl PathControl {
     }
 
     pub fn set_mtu(&mut self, mtu: usize) {
-        self.model.set_mss(mtu.saturating_sub(KCP_HEADER));
+        self.model.set_mss(mtu);
     }
 
     pub fn in_flight(&self) -> u64 {

@@ -86,7 +86,10 @@ impl Phase {
 #[derive(Debug)]
 pub struct Bbr {
     phase: Phase,
-    /// Segment payload size, for the windows' floors.
+    /// A whole segment as it counts in flight (header and payload), for
+    /// the windows' floors: measured in payloads, four segments in flight
+    /// exceeded a window of four, and ProbeRtt waited for a drain that a
+    /// steady sender never makes.
     mss: u64,
     /// (round, rate) pairs, rates falling: the front is the maximum.
     bandwidth: RoundWindow<f64>,
@@ -109,6 +112,7 @@ pub struct Bbr {
     cycle: usize,
     cycle_started: Instant,
     probe_rtt_until: Option<Instant>,
+    probe_rtt_entered: Instant,
     cwnd: u64,
 }
 
@@ -132,6 +136,7 @@ impl Bbr {
             cycle: 2,
             cycle_started: now,
             probe_rtt_until: None,
+            probe_rtt_entered: now,
             cwnd: INITIAL_CWND_SEGMENTS * mss,
         }
     }
@@ -258,6 +263,7 @@ impl Bbr {
             // path's own again (another flow may have been filling it).
             self.phase = Phase::ProbeRtt;
             self.probe_rtt_until = None;
+            self.probe_rtt_entered = now;
         }
         self.grow_cwnd(acked);
     }
@@ -360,7 +366,15 @@ impl Bbr {
                 }
             }
             Phase::ProbeRtt => {
-                if self.probe_rtt_until.is_none() && in_flight <= self.cwnd() {
+                // Each busy channel keeps its smallest share in flight, so
+                // with several the path's in flight never falls to the
+                // smallest window: the hold then starts a round trip in,
+                // or the sender stayed at four segments until all but one
+                // channel went quiet (0.5 Mbit/s beside TCP on a 10 Mbit/s
+                // line for a whole download).
+                let drained = in_flight <= self.cwnd();
+                let tried = now.saturating_duration_since(self.probe_rtt_entered) >= min_rtt;
+                if self.probe_rtt_until.is_none() && (drained || tried) {
                     self.probe_rtt_until = Some(now + PROBE_RTT_TIME.max(min_rtt));
                 }
                 if self.probe_rtt_until.is_some_and(|until| now >= until) {

@@ -155,3 +155,41 @@ fn alone_behind_its_own_queue_the_sender_paces_below_the_line() {
         "beside another flow: paced at {beside_a_growing_flow}"
     );
 }
+
+/// Two busy channels each keep their smallest share (four segments) in
+/// flight, so the path's in flight stays at eight segments in ProbeRtt:
+/// the model still returns to probing the bandwidth.
+#[test]
+fn probe_rtt_ends_though_the_channels_keep_more_than_its_window_in_flight() {
+    let mut clock = (Instant::now(), 0);
+    let mut model = Bbr::new(clock.0, MSS);
+    rounds(&mut model, 1e6, 20, &mut clock);
+    assert_eq!(model.phase(), Phase::ProbeBandwidth);
+    let rtt = Duration::from_millis(50);
+    let in_flight = 2 * MIN_CWND_SEGMENTS * MSS as u64;
+    let mut entered = None;
+    for _ in 0..2000 {
+        clock.0 += Duration::from_millis(10);
+        clock.1 += MSS as u64;
+        model.on_ack(
+            clock.0,
+            &sample(1e6, rtt, clock.1),
+            MSS as u64,
+            clock.1,
+            in_flight,
+        );
+        match (model.phase(), entered) {
+            (Phase::ProbeRtt, None) => entered = Some(clock.0),
+            (Phase::ProbeBandwidth, Some(at)) => {
+                let stayed = clock.0 - at;
+                assert!(
+                    stayed <= rtt + PROBE_RTT_TIME + Duration::from_millis(20),
+                    "{stayed:?}"
+                );
+                return;
+            }
+            _ => {}
+        }
+    }
+    panic!("entered ProbeRtt at {entered:?} and never left it");
+}
