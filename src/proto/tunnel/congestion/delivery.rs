@@ -125,7 +125,6 @@ fn after(a: u32, b: u32) -> bool {
 #[derive(Debug, Default)]
 pub struct Delivery {
     spans: BTreeMap<u32, Span>,
-    in_flight_segments: usize,
     in_flight_bytes: u64,
     delivered: u64,
     delivered_at: Option<Instant>,
@@ -170,7 +169,7 @@ impl Delivery {
         if after(span.una, sn) || matches!(span.slot(sn), Some(Slot::Acked)) {
             return;
         }
-        if self.in_flight_segments == 0 {
+        if self.in_flight_bytes == 0 {
             // Nothing in flight: the next interval starts now, not at the
             // last acknowledgement before the pause.
             self.first_sent_at = Some(now);
@@ -191,7 +190,6 @@ impl Delivery {
         let resent = match std::mem::replace(slot, Slot::Unknown) {
             Slot::InFlight(before) => {
                 self.in_flight_bytes -= before.bytes as u64;
-                self.in_flight_segments -= 1;
                 self.resent += 1;
                 true
             }
@@ -204,7 +202,6 @@ impl Delivery {
         if after(sn.wrapping_add(1), span.top) {
             span.top = sn.wrapping_add(1);
         }
-        self.in_flight_segments += 1;
         self.in_flight_bytes += bytes as u64;
     }
 
@@ -217,7 +214,6 @@ impl Delivery {
         };
         span.slots[index] = Slot::Acked;
         span.in_flight -= 1;
-        self.in_flight_segments -= 1;
         self.in_flight_bytes -= sent.bytes as u64;
         self.delivered += sent.bytes as u64;
         self.delivered_at = Some(now);
@@ -248,9 +244,7 @@ impl Delivery {
         let Some(span) = self.spans.get_mut(&conv) else {
             return;
         };
-        let before = span.in_flight;
         let delivered = span.advance(una);
-        self.in_flight_segments -= (before - span.in_flight) as usize;
         self.in_flight_bytes -= delivered;
         if delivered > 0 {
             self.delivered += delivered;
@@ -282,7 +276,6 @@ impl Delivery {
         };
         for slot in span.slots {
             if let Slot::InFlight(sent) = slot {
-                self.in_flight_segments -= 1;
                 self.in_flight_bytes -= sent.bytes as u64;
             }
         }
